@@ -1,0 +1,118 @@
+"""The ``mxharness`` command line.
+
+Exit codes: 0 every expectation held; 1 an expectation failed (or a case could not finish); 2 invalid input
+(a scenario error, bad options); 3 environment problem (no Docker engine, an image build failed).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+
+import click
+from rich.console import Console
+
+from harness.errors import EnvironmentProblem, ScenarioError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
+
+
+class _Group(click.Group):
+    """Maps the harness's errors to exit codes, so no command shows a traceback for them."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ScenarioError as exc:
+            click.echo(str(exc), err=True)
+            click.echo(f"{len(exc.issues)} problem(s) found; nothing was started.", err=True)
+            sys.exit(EXIT_INPUT)
+        except EnvironmentProblem as exc:
+            click.echo(f"environment problem: {exc}", err=True)
+            sys.exit(EXIT_ENVIRONMENT)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="mxharness")
+def main() -> None:
+    """mxharness: run mail-delivery scenarios against a real Postfix in a container."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("-k", "pattern", help="Run only cases whose 'scenario/case' matches this glob, e.g. '*secure*'.")
+@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True,
+              help="Seconds per case for every recipient to reach a first-attempt status.")
+def run(paths: tuple[str, ...], pattern: str | None, timeout_s: float) -> None:
+    """Run scenarios (files or folders; default: scenarios/) and print expected vs observed per recipient."""
+    from harness.report import print_results
+    from harness.runner import Runner
+    from harness.scenario import load_scenarios
+
+    scenarios = load_scenarios(paths or ["scenarios"])  # everything is validated before any container starts
+    console = Console(stderr=False)
+
+    def select(scenario: object, case: object) -> bool:
+        name = f"{getattr(scenario, 'name', '')}/{getattr(case, 'name', '')}"
+        return pattern is None or fnmatch.fnmatch(name, pattern) or pattern in name
+
+    results = []
+    with Runner(timeout_s=timeout_s, progress=lambda m: console.print(f"[dim]{m}[/dim]")) as runner:
+        for result in runner.run(scenarios, select=select):
+            mark = "[green]pass[/green]" if result.passed else "[red]FAIL[/red]"
+            console.print(f"{mark} {result.scenario}/{result.case} ({result.duration_s:.1f} s)")
+            results.append(result)
+    if not results:
+        click.echo(f"no case matches -k {pattern!r}. Hint: patterns match 'scenario/case'", err=True)
+        sys.exit(EXIT_INPUT)
+    print_results(results, console)
+    failed = sum(1 for r in results if not r.passed)
+    console.print(f"{len(results) - failed} passed, {failed} failed")
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+def check(paths: tuple[str, ...]) -> None:
+    """Validate scenarios without Docker: every problem with file, line and key."""
+    from harness.scenario import load_scenarios
+
+    scenarios = load_scenarios(paths or ["scenarios"])
+    cases = sum(len(s.cases) for s in scenarios)
+    click.echo(f"{len(scenarios)} scenario(s), {cases} case(s): ok")
+
+
+@main.group()
+def images() -> None:
+    """The pod's images (Postfix per release, peer)."""
+
+
+@images.command("build")
+@click.option("--release", default=None, help="Postfix release (default: the project's default, 3.7).")
+def images_build(release: str | None) -> None:
+    """Build the images that are missing or out of date (pull a base, else bootstrap it from the Debian mirror)."""
+    from harness.engine import Engine
+    from harness.images import ensure_images
+
+    engine = Engine()
+    try:
+        built = ensure_images(engine, release, progress=click.echo)
+    finally:
+        engine.close()
+    click.echo(f"postfix image: {built.postfix}\npeer image:    {built.peer}")
+
+
+@main.command()
+def clean() -> None:
+    """Remove every container labelled by mxharness, including leftovers of crashed runs."""
+    from harness.engine import Engine, remove_leftovers
+
+    engine = Engine()
+    try:
+        removed = remove_leftovers(engine)
+    finally:
+        engine.close()
+    click.echo(f"removed {removed} container(s)")
+

@@ -1,0 +1,296 @@
+"""The Docker side: the engine connection, the pod's two containers, file transfer, log streams and cleanup.
+
+This module and :mod:`harness.images` are the only ones that import ``docker``. Everything created here carries
+the labels ``mxharness=1`` and ``mxharness.run=<run id>`` so that a crashed run's leftovers can be found and removed
+(:func:`remove_leftovers`), and concurrent runs never remove each other's containers.
+
+The pod (design.md): a Postfix container with ``network_mode=none`` (loopback only, no route out) and a peer
+container with ``network_mode=container:<postfix>``, sharing that loopback. The peer binds every scenario address
+on ``lo`` (it needs ``CAP_NET_ADMIN``), serves DNS on 127.0.0.53 and the fake SMTP servers.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from harness.errors import EnvironmentProblem, PodError
+
+__all__ = ["LABEL", "Engine", "LogStream", "Pod", "new_run_id", "remove_leftovers"]
+
+LABEL = "mxharness"
+RUN_LABEL = "mxharness.run"
+#: Seconds a Docker API call may take before it counts as hung.
+API_TIMEOUT_S = 120
+
+
+def new_run_id() -> str:
+    """A short random id that labels everything one harness run creates."""
+    return uuid.uuid4().hex[:12]
+
+
+class Engine:
+    """A connection to the Docker engine (``DOCKER_HOST`` or the local socket).
+
+    Raises:
+        EnvironmentProblem: no engine answers.
+    """
+
+    def __init__(self) -> None:
+        try:
+            self.client = docker.from_env(timeout=API_TIMEOUT_S)
+            self.client.ping()
+        except (docker.errors.DockerException, OSError) as exc:
+            raise EnvironmentProblem(
+                f"no Docker engine is reachable: {exc}. Hint: run `./dev setup` (installs and starts one on "
+                "Debian/Ubuntu as root), or start Docker and check `docker info` / DOCKER_HOST"
+            ) from None
+
+    def close(self) -> None:
+        """Close the HTTP connection pool to the engine."""
+        self.client.close()
+
+
+@dataclass
+class LogStream:
+    """A container's log lines, read by a background thread as they are written (timestamps from Docker).
+
+    Lines are ``<RFC 3339 timestamp> <text>``; ``lines`` grows while the container runs.
+    """
+
+    container: Container
+    lines: list[str] = field(default_factory=list)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _thread: threading.Thread | None = None
+    ended: bool = False
+
+    def start(self) -> LogStream:
+        self._thread = threading.Thread(target=self._read, name=f"logs-{self.container.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _read(self) -> None:
+        buffer = b""
+        try:
+            for chunk in self.container.logs(stream=True, follow=True, timestamps=True, stdout=True, stderr=True):
+                buffer += chunk
+                *complete, buffer = buffer.split(b"\n")
+                if complete:
+                    with self._cond:
+                        self.lines.extend(c.decode("utf-8", "replace").rstrip("\r") for c in complete)
+                        self._cond.notify_all()
+        except Exception:  # the container went away: the stream simply ends
+            pass
+        finally:
+            with self._cond:
+                if buffer:
+                    self.lines.append(buffer.decode("utf-8", "replace"))
+                self.ended = True
+                self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[list[str]], bool], timeout_s: float) -> bool:
+        """Block until ``predicate(lines)`` is true, the stream ends, or ``timeout_s`` seconds pass.
+
+        Returns:
+            Whether the predicate became true.
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while not predicate(self.lines):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.ended:
+                    return predicate(self.lines)
+                self._cond.wait(min(remaining, 0.5))
+            return True
+
+    def snapshot(self) -> list[str]:
+        """A copy of the lines read so far."""
+        with self._cond:
+            return list(self.lines)
+
+
+class Pod:
+    """One pod: Postfix container + peer container sharing its network namespace.
+
+    Use as a context manager; ``__exit__`` (and :meth:`remove`) removes both containers whatever happened.
+
+    Args:
+        engine: the engine connection.
+        postfix_image: tag of the Postfix image.
+        peer_image: tag of the peer image.
+        run_id: the run's label value.
+        hostname: the container host name (shows as the syslog host in Postfix's log).
+        labels: extra labels (scenario, case) for humans looking at ``docker ps``.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        postfix_image: str,
+        peer_image: str,
+        run_id: str,
+        hostname: str = "mail",
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.postfix_image = postfix_image
+        self.peer_image = peer_image
+        self.labels = {LABEL: "1", RUN_LABEL: run_id, **(labels or {})}
+        self.hostname = hostname
+        self.postfix: Container | None = None
+        self.peer: Container | None = None
+        self.postfix_log: LogStream | None = None
+        self.peer_log: LogStream | None = None
+
+    def __enter__(self) -> Pod:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    def start_postfix(self) -> None:
+        """Create and start the Postfix container; Postfix itself waits for :meth:`release_postfix`.
+
+        Raises:
+            PodError: the engine refused to create or start it.
+        """
+        try:
+            self.postfix = self.engine.client.containers.run(
+                self.postfix_image,
+                detach=True,
+                network_mode="none",
+                hostname=self.hostname,
+                labels={**self.labels, "mxharness.role": "postfix"},
+                # IPv6 is off in a container without a network; scenario AAAA addresses need it on loopback.
+                sysctls={"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.lo.disable_ipv6": "0"},
+            )
+        except docker.errors.DockerException as exc:
+            raise PodError(f"cannot start the Postfix container ({self.postfix_image}): {exc}") from None
+        self.postfix_log = LogStream(self.postfix).start()
+
+    def start_peer(self, files: Mapping[str, bytes]) -> None:
+        """Create the peer container in the Postfix container's network namespace, copy ``files`` (path → bytes,
+        absolute paths) into it, and start it.
+
+        Raises:
+            PodError: the engine refused, or the Postfix container is not running.
+        """
+        assert self.postfix is not None, "start_postfix() first"
+        try:
+            self.peer = self.engine.client.containers.create(
+                self.peer_image,
+                network_mode=f"container:{self.postfix.id}",
+                cap_add=["NET_ADMIN"],
+                labels={**self.labels, "mxharness.role": "peer"},
+            )
+            self.peer.put_archive("/", _tar(files))
+            self.peer.start()
+        except docker.errors.DockerException as exc:
+            raise PodError(f"cannot start the peer container ({self.peer_image}): {exc}") from None
+        self.peer_log = LogStream(self.peer).start()
+
+    def put_postfix_files(self, files: Mapping[str, bytes]) -> None:
+        """Copy files (absolute path → content) into the Postfix container (parent folders are created)."""
+        assert self.postfix is not None
+        try:
+            self.postfix.put_archive("/", _tar(files))
+        except docker.errors.DockerException as exc:
+            raise PodError(f"cannot copy files into the Postfix container: {exc}") from None
+
+    def exec_postfix(self, script: str, *, check: bool = True) -> tuple[int, str]:
+        """Run ``sh -c script`` in the Postfix container as root.
+
+        Returns:
+            (exit code, combined output).
+
+        Raises:
+            PodError: ``check`` is true and the exit code is not 0; the message carries the output.
+        """
+        assert self.postfix is not None
+        try:
+            code, output = self.postfix.exec_run(["sh", "-c", script], demux=False)
+        except docker.errors.DockerException as exc:
+            raise PodError(f"cannot run a command in the Postfix container: {exc}") from None
+        text = (output or b"").decode("utf-8", "replace")
+        if check and code != 0:
+            raise PodError(f"command in the Postfix container failed (exit {code}): {text.strip()}", text.splitlines())
+        return code, text
+
+    def read_postfix_file(self, path: str) -> bytes:
+        """The content of one file in the Postfix container."""
+        assert self.postfix is not None
+        try:
+            stream, _ = self.postfix.get_archive(path)
+        except docker.errors.DockerException as exc:
+            raise PodError(f"cannot read {path} in the Postfix container: {exc}") from None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            extracted = tar.extractfile(member) if member else None
+            return extracted.read() if extracted else b""
+
+    def state(self) -> str:
+        """Both containers' states, e.g. ``postfix=running peer=exited(1)``, for error messages."""
+        parts = []
+        for role, container in (("postfix", self.postfix), ("peer", self.peer)):
+            if container is None:
+                parts.append(f"{role}=not created")
+                continue
+            try:
+                container.reload()
+                status = container.status
+                code = container.attrs.get("State", {}).get("ExitCode")
+                parts.append(f"{role}={status}" + (f"({code})" if status == "exited" else ""))
+            except docker.errors.DockerException:
+                parts.append(f"{role}=gone")
+        return " ".join(parts)
+
+    def remove(self) -> None:
+        """Remove both containers (force); never raises."""
+        for container in (self.peer, self.postfix):
+            if container is not None:
+                try:
+                    container.remove(force=True, v=True)
+                except docker.errors.DockerException:
+                    pass
+        self.peer = self.postfix = None
+
+
+def remove_leftovers(engine: Engine, *, run_id: str | None = None) -> int:
+    """Remove containers labelled by mxharness: of one run, or (``run_id=None``) of every run.
+
+    Returns:
+        How many containers were removed.
+    """
+    label = f"{RUN_LABEL}={run_id}" if run_id else LABEL
+    removed = 0
+    for container in engine.client.containers.list(all=True, filters={"label": label}):
+        try:
+            container.remove(force=True, v=True)
+            removed += 1
+        except docker.errors.DockerException:
+            pass
+    return removed
+
+
+def _tar(files: Mapping[str, bytes]) -> bytes:
+    """An uncompressed tar of ``files`` (absolute path → bytes), mode 0644, owned by root.
+
+    No folder entries: the engine creates missing parents, and an entry for an existing folder such as /tmp
+    would reset its mode.
+    """
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path.strip("/"))
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

@@ -1,0 +1,269 @@
+"""The scenario schema, version 1: frozen pydantic models that a scenario YAML file becomes.
+
+The models are the contract of ``docs/scenario-format.md``; every key of that document is a field here, under its
+YAML spelling (``main.cf``, ``from``) as the alias. Unknown keys are an error (``extra="forbid"``). The models check
+the shape and the form of each value; cross-references (a certificate's issuer, a server's address record) are
+checked by :mod:`harness.scenario`, which also turns errors into messages with file, line and key path.
+
+Build a scenario in code with :func:`harness.scenario.scenario_from_dict`, not with these constructors directly:
+that path runs the same checks as a file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+__all__ = [
+    "CaSpec",
+    "Case",
+    "CertSpec",
+    "DnsNode",
+    "Expect",
+    "KeyType",
+    "Message",
+    "Pki",
+    "PostfixSpec",
+    "Scenario",
+    "ServerSpec",
+]
+
+SLUG = r"^[a-z0-9][a-z0-9-]*$"
+KeyType = Literal["rsa2048", "rsa4096", "ec256", "ec384"]
+
+
+def _to_str(value: Any) -> Any:
+    """YAML turns `4.7` into a float and `yes` (YAML 1.1) into a bool; Postfix values and DSNs are text."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _one_or_many(value: Any) -> Any:
+    """Record values are one string or a list of strings (scenario-format.md, `dns`)."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return [str(value)]
+    return value
+
+
+PostfixValue = Annotated[str, BeforeValidator(_to_str)]
+RecordValues = Annotated[list[str], BeforeValidator(_one_or_many)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, str_strip_whitespace=False)
+
+
+class CaSpec(_Frozen):
+    """A certificate authority: a self-signed root (no ``issuer``) or an intermediate signed by another CA."""
+
+    subject: str = Field(min_length=1)
+    issuer: str | None = None
+    key: KeyType = "rsa2048"
+    not_before: PostfixValue | None = None
+    not_after: PostfixValue | None = None
+
+
+class CertSpec(_Frozen):
+    """A server certificate issued by a CA of the scenario; the server sends it with its intermediates."""
+
+    issuer: str
+    san: list[str] = Field(default_factory=list)
+    subject: str | None = None
+    cn: str | None = None
+    key: KeyType = "rsa2048"
+    not_before: PostfixValue | None = None
+    not_after: PostfixValue | None = None
+
+    @model_validator(mode="after")
+    def _has_a_name(self) -> CertSpec:
+        if not (self.san or self.subject or self.cn):
+            raise ValueError("a certificate needs `san`, `subject` or `cn`. Hint: add `san: [mx.example.com]`")
+        return self
+
+
+class Pki(_Frozen):
+    """Certificate authorities and server certificates, made fresh at every run."""
+
+    cas: dict[str, CaSpec] = Field(default_factory=dict)
+    certs: dict[str, CertSpec] = Field(default_factory=dict)
+
+
+class DnsNode(_Frozen):
+    """The records of one owner name. Values are presentation-form strings (one or a list)."""
+
+    MX: RecordValues | None = None
+    A: RecordValues | None = None
+    AAAA: RecordValues | None = None
+    CNAME: RecordValues | None = None
+    TXT: RecordValues | None = None
+    TLSA: RecordValues | None = None
+
+    @field_validator("MX")
+    @classmethod
+    def _mx(cls, values: list[str] | None) -> list[str] | None:
+        for value in values or []:
+            parts = value.split()
+            if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) > 65535:
+                raise ValueError(f"MX value {value!r} is not 'PREFERENCE HOST'. Hint: write `10 mx1.example.com`")
+        return values
+
+    @field_validator("A")
+    @classmethod
+    def _a(cls, values: list[str] | None) -> list[str] | None:
+        for value in values or []:
+            if value != "auto":
+                try:
+                    ipaddress.IPv4Address(value)
+                except ValueError:
+                    raise ValueError(f"{value!r} is not an IPv4 address. Hint: write `192.0.2.10` or `auto`") from None
+        return values
+
+    @field_validator("AAAA")
+    @classmethod
+    def _aaaa(cls, values: list[str] | None) -> list[str] | None:
+        for value in values or []:
+            if value != "auto":
+                try:
+                    ipaddress.IPv6Address(value)
+                except ValueError:
+                    raise ValueError(f"{value!r} is not an IPv6 address. Hint: write `2001:db8::10` or `auto`") from None
+        return values
+
+    @field_validator("CNAME")
+    @classmethod
+    def _cname(cls, values: list[str] | None) -> list[str] | None:
+        if values and len(values) != 1:
+            raise ValueError("a name has at most one CNAME (RFC 1034 §3.6.2)")
+        return values
+
+    @field_validator("TLSA")
+    @classmethod
+    def _tlsa(cls, values: list[str] | None) -> list[str] | None:
+        for value in values or []:
+            parts = value.split()
+            ok = len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts[:3])
+            data = parts[3] if len(parts) == 4 else ""
+            ok = ok and (bool(re.fullmatch(r"(?:[0-9a-fA-F]{2})+", data)) or bool(re.fullmatch(r"(cert|ca):\S+", data)))
+            if not ok:
+                raise ValueError(
+                    f"TLSA value {value!r} is not 'USAGE SELECTOR MTYPE DATA'. "
+                    "Hint: write `3 1 1 cert:mx1` or `3 1 1 <hex digest>`"
+                )
+        return values
+
+    def records(self) -> list[tuple[str, str]]:
+        """The node's records as (type, value) pairs, in a fixed type order."""
+        out = []
+        for rtype in ("MX", "A", "AAAA", "CNAME", "TXT", "TLSA"):
+            for value in getattr(self, rtype) or []:
+                out.append((rtype, value))
+        return out
+
+
+class ServerSpec(_Frozen):
+    """A fake receiving SMTP server on every address of its host. Without ``cert`` it offers no STARTTLS."""
+
+    cert: str | None = None
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=lambda: [25], min_length=1)
+
+
+class PostfixSpec(_Frozen):
+    """The Postfix under test. In a case, every field is an override of the scenario's (None = inherit)."""
+
+    release: PostfixValue | None = None
+    hostname: str | None = None
+    trust: list[str] | None = None
+    main_cf: dict[str, PostfixValue] | None = Field(default=None, alias="main.cf")
+    master_cf: str | None = Field(default=None, alias="master.cf")
+    maps: dict[str, str] | None = None
+
+    @field_validator("maps")
+    @classmethod
+    def _absolute(cls, maps: dict[str, str] | None) -> dict[str, str] | None:
+        for path in maps or {}:
+            if not path.startswith("/"):
+                raise ValueError(f"map path {path!r} is not absolute. Hint: write `/etc/postfix/{path.lstrip('./')}`")
+        return maps
+
+
+_DSN = re.compile(r"^[245](\.\d{1,3}(\.\d{1,3})?)?$")
+
+
+class Expect(_Frozen):
+    """What must hold for one recipient's first delivery attempt. Every key is optional."""
+
+    status: Literal["sent", "delivered", "deferred", "bounced"] | None = None
+    dsn: PostfixValue | None = None
+    reason: str | None = None
+    relay: str | None = None
+    tls: Literal["none", "Anonymous", "Untrusted", "Trusted", "Verified"] | None = None
+    received: bool | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _alias(cls, status: str | None) -> str | None:
+        return "sent" if status == "delivered" else status
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn(cls, dsn: str | None) -> str | None:
+        if dsn is not None and not _DSN.match(dsn):
+            raise ValueError(f"{dsn!r} is not a DSN or DSN prefix (RFC 3463). Hint: write `4.7.5`, `4.7` or `4`")
+        return dsn
+
+    @field_validator("reason")
+    @classmethod
+    def _regex(cls, reason: str | None) -> str | None:
+        if reason and len(reason) >= 2 and reason.startswith("/") and reason.endswith("/"):
+            try:
+                re.compile(reason[1:-1])
+            except re.error as exc:
+                raise ValueError(f"the regular expression {reason} does not compile: {exc}") from None
+        return reason
+
+
+class Message(_Frozen):
+    """One message to inject with Postfix's sendmail: one recipient."""
+
+    to: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    from_: str = Field(default="sender@example.test", alias="from", pattern=r"^([^@\s]+@[^@\s]+)?$")
+    subject: str | None = None
+    body: str | None = None
+    headers: dict[str, PostfixValue] = Field(default_factory=dict)
+    expect: Expect = Field(default_factory=Expect)
+
+
+class Case(_Frozen):
+    """One case: Postfix overrides and the messages to send, run against a fresh Postfix state."""
+
+    name: str = Field(pattern=SLUG)
+    postfix: PostfixSpec = Field(default_factory=PostfixSpec)
+    send: list[Message] = Field(min_length=1)
+
+
+class Scenario(_Frozen):
+    """A whole scenario file.
+
+    The file it came from is :attr:`source_file` (not a YAML key).
+    """
+
+    name: str = Field(pattern=SLUG)
+    description: str | None = None
+    source: str | None = None
+    pki: Pki = Field(default_factory=Pki)
+    dns: dict[str, DnsNode] = Field(default_factory=dict)
+    servers: dict[str, ServerSpec] = Field(default_factory=dict)
+    postfix: PostfixSpec = Field(default_factory=PostfixSpec)
+    cases: list[Case] = Field(min_length=1)
+    _source_file: str = PrivateAttr(default="<dict>")
+
+    @property
+    def source_file(self) -> str:
+        """Where the scenario was loaded from: a path, or ``<dict>`` when built in code."""
+        return self._source_file

@@ -1,0 +1,189 @@
+"""The Postfix configuration of one case: main.cf, master.cf, maps, trust store, and the script that installs them.
+
+Pure functions: nothing here talks to Docker. :mod:`harness.runner` copies the files this module renders into the
+Postfix container and runs :func:`install_script` there before Postfix starts.
+
+Harness defaults (``HARNESS_MAIN_CF``) are Postfix's built-in defaults plus what the pod needs; every scenario
+``main.cf`` key is set over them. They are documented in docs/scenario-format.md, "What the harness sets".
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+from harness.model import PostfixSpec
+
+__all__ = [
+    "HARNESS_MAIN_CF",
+    "TRUST_DIR",
+    "TRUST_FILE",
+    "PostfixSettings",
+    "install_script",
+    "merge_master_cf",
+    "render_main_cf",
+    "settings_for",
+]
+
+#: Where the scenario's trusted CAs go when the configuration names neither smtp_tls_CAfile nor smtp_tls_CApath.
+TRUST_FILE = "/etc/postfix/mxharness-trust.pem"
+#: Staging folder of the trust store (one PEM per CA) that install_script copies to CAfile/CApath.
+TRUST_DIR = "/run/mxharness/trust"
+DEFAULT_HOSTNAME = "mail.example.test"
+
+HARNESS_MAIN_CF: dict[str, str] = {
+    # Postfix's log is the container's log stream (Postfix 3.4+, postlogd).
+    "maillog_file": "/dev/stdout",
+    # Nothing of the world is local: no local delivery, no aliases, no listener beyond loopback.
+    "mydestination": "",
+    "alias_maps": "",
+    "alias_database": "",
+    "local_recipient_maps": "",
+    "inet_interfaces": "loopback-only",
+    "inet_protocols": "all",
+    "mynetworks": "127.0.0.0/8 [::1]/128",
+    "biff": "no",
+    "append_dot_mydomain": "no",
+    "readme_directory": "no",
+    # The "… TLS connection established" line and the verification failures are level 1.
+    "smtp_tls_loglevel": "1",
+    # A resumed session logs "re-using session …" instead of the verification result (design.md).
+    "smtp_tls_session_cache_database": "",
+}
+
+
+@dataclass(frozen=True)
+class PostfixSettings:
+    """The effective Postfix of one case: the scenario's ``postfix`` with the case's merged over it.
+
+    Attributes:
+        release: Postfix release (None = the project's default).
+        hostname: ``myhostname``.
+        trust: names of the CAs to trust (None = every root CA of the scenario).
+        main_cf: scenario parameters, set over the harness defaults.
+        master_cf: service entries, scenario's then case's (later entries replace earlier ones of the same
+            service/type).
+        maps: absolute path → content.
+    """
+
+    release: str | None = None
+    hostname: str = DEFAULT_HOSTNAME
+    trust: tuple[str, ...] | None = None
+    main_cf: dict[str, str] = field(default_factory=dict)
+    master_cf: tuple[str, ...] = ()
+    maps: dict[str, str] = field(default_factory=dict)
+
+
+def settings_for(base: PostfixSpec, override: PostfixSpec) -> PostfixSettings:
+    """Merge a case's ``postfix`` over the scenario's: main.cf key by key, maps path by path, trust replaced
+    (scenario-format.md, `cases[]`)."""
+    trust = override.trust if override.trust is not None else base.trust
+    return PostfixSettings(
+        release=override.release or base.release,
+        hostname=override.hostname or base.hostname or DEFAULT_HOSTNAME,
+        trust=tuple(trust) if trust is not None else None,
+        main_cf={**(base.main_cf or {}), **(override.main_cf or {})},
+        master_cf=tuple(t for t in (base.master_cf, override.master_cf) if t),
+        maps={**(base.maps or {}), **(override.maps or {})},
+    )
+
+
+def render_main_cf(settings: PostfixSettings, *, version: tuple[int, ...]) -> str:
+    """The whole main.cf of a case.
+
+    Args:
+        settings: the case's effective Postfix.
+        version: the Postfix version of the image, e.g. (3, 7, 11): ``compatibility_level`` follows it, so that
+            Postfix logs no "using backwards-compatible default setting" lines.
+    """
+    params = {"compatibility_level": "3.6" if version >= (3, 6) else "2", **HARNESS_MAIN_CF}
+    params["myhostname"] = settings.hostname
+    if not any(k in settings.main_cf for k in ("smtp_tls_CAfile", "smtp_tls_CApath")):
+        params["smtp_tls_CAfile"] = TRUST_FILE
+    params.update(settings.main_cf)
+    lines = ["# main.cf written by mxharness: harness defaults, then the scenario's parameters"]
+    lines += [f"{name} = {_one_line(value)}" for name, value in params.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _one_line(value: str) -> str:
+    # main.cf continuation lines start with white space; a multi-line YAML value becomes one logical line.
+    return " ".join(value.split())
+
+
+_ENTRY_START = re.compile(r"^[^\s#]")
+
+
+def _entries(text: str) -> list[list[str]]:
+    """master.cf text → entries, each the list of its lines (first line, then continuation lines)."""
+    entries: list[list[str]] = []
+    for line in text.splitlines():
+        if _ENTRY_START.match(line):
+            entries.append([line])
+        elif line.strip() and not line.lstrip().startswith("#") and entries:
+            entries[-1].append(line)
+    return entries
+
+
+def merge_master_cf(image_master_cf: str, *additions: str) -> str:
+    """The image's master.cf with scenario entries added, or replacing the entry of the same service and type.
+
+    Every service whose command is ``smtp`` or ``lmtp`` gets ``chroot = n``: a chrooted client reads a stale
+    copy of resolv.conf in the queue directory, so it would not see the pod's DNS (design.md).
+    """
+    merged: dict[tuple[str, str], list[str]] = {}
+    for text in (image_master_cf, *additions):
+        for entry in _entries(text):
+            fields = entry[0].split()
+            key = (fields[0], fields[1] if len(fields) > 1 else "")
+            merged[key] = entry
+    out = ["# master.cf written by mxharness: the image's entries with the scenario's added or replaced"]
+    for entry in merged.values():
+        fields = entry[0].split()
+        if len(fields) >= 8 and fields[7] in ("smtp", "lmtp") and fields[4] != "n":
+            fields[4] = "n"
+            entry = [" ".join(fields), *entry[1:]]
+        out.extend(entry)
+    return "\n".join(out) + "\n"
+
+
+_INDEXED_MAP = re.compile(r"\b(hash|btree|lmdb|cdb|dbm|sdbm):(/[^\s,]+)")
+
+
+def indexed_maps(settings: PostfixSettings, master_cf: str) -> list[str]:
+    """The ``type:path`` maps that need ``postmap``: scenario maps the configuration uses as an indexed type.
+
+    ``$config_directory`` is expanded (it is /etc/postfix in the image); texthash, inline, regexp and pcre maps
+    need nothing.
+    """
+    text = " ".join(settings.main_cf.values()) + " " + master_cf
+    text = re.sub(r"\$\{?config_directory\}?", "/etc/postfix", text)
+    found: list[str] = []
+    for kind, path in _INDEXED_MAP.findall(text):
+        if path in settings.maps and f"{kind}:{path}" not in found:
+            found.append(f"{kind}:{path}")
+    return found
+
+
+def install_script(maps: list[str]) -> str:
+    """The shell script run in the Postfix container after the files are copied and before Postfix starts.
+
+    It points the resolver at the fake DNS, installs the staged trust store where the configuration looks
+    (``postconf -xh smtp_tls_CAfile`` / ``smtp_tls_CApath``, the latter with OpenSSL hash links), builds the
+    indexed maps with ``postmap``, and then lets Postfix start.
+    """
+    postmaps = "\n".join(f"postmap {shlex.quote(m)}" for m in maps)
+    return f"""set -e
+printf 'nameserver 127.0.0.53\\noptions timeout:2 attempts:2\\n' > /etc/resolv.conf
+cafile=$(postconf -xh smtp_tls_CAfile)
+capath=$(postconf -xh smtp_tls_CApath)
+if [ -n "$cafile" ]; then mkdir -p "$(dirname "$cafile")"; cat {TRUST_DIR}/*.pem > "$cafile" 2>/dev/null || : > "$cafile"; fi
+if [ -n "$capath" ]; then
+  rm -rf "$capath"; mkdir -p "$capath"
+  for f in {TRUST_DIR}/*.pem; do [ -e "$f" ] && cp "$f" "$capath"/; done
+  openssl rehash "$capath" >/dev/null 2>&1 || c_rehash "$capath" >/dev/null
+fi
+{postmaps}
+touch /run/mxharness/go
+"""

@@ -1,0 +1,132 @@
+"""pytest plugin (entry point ``pytest11: mxharness``): scenario YAML files become test items, one per case.
+
+``pytest scenarios/`` runs every case on real Postfix; a failing case reports expected vs observed and the Postfix
+log lines of the attempt instead of a Python traceback. Case items carry the ``docker`` marker, so
+``pytest -m "not docker"`` leaves them out on a machine without an engine (they are never skipped silently).
+
+Fixtures: ``mxharness_timeout`` (seconds per case; override it in a conftest), ``mxharness_runner`` (the
+session's :class:`~harness.runner.Runner`, one engine connection and one set of images for the whole session).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.errors import ScenarioError
+from harness.model import Case, Scenario
+from harness.results import CaseResult
+
+__all__ = ["CaseItem", "ScenarioFile"]
+
+_RUNNER_KEY = pytest.StashKey[Any]()
+_LOOKS_LIKE_SCENARIO = re.compile(r"^cases\s*:", re.MULTILINE)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mxharness")
+    group.addoption("--mxharness-timeout", type=float, default=30.0,
+                    help="seconds per scenario case for every recipient to reach a first-attempt status")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "docker: needs a Docker engine and runs real Postfix (integration)")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    runner = config.stash.get(_RUNNER_KEY, None)
+    if runner is not None:
+        runner.close()
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    if file_path.suffix in (".yaml", ".yml") and _LOOKS_LIKE_SCENARIO.search(file_path.read_text(errors="replace")):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+def session_runner(config: pytest.Config) -> Any:
+    """The session's Runner, created on first use and closed at the end of the session."""
+    if _RUNNER_KEY not in config.stash:
+        from harness.runner import Runner
+
+        config.stash[_RUNNER_KEY] = Runner(timeout_s=config.getoption("--mxharness-timeout"), progress=lambda m: None)
+    return config.stash[_RUNNER_KEY]
+
+
+@pytest.fixture(scope="session")
+def mxharness_timeout(pytestconfig: pytest.Config) -> float:
+    """Seconds per case for every recipient to reach a first-attempt status (``--mxharness-timeout``)."""
+    return float(pytestconfig.getoption("--mxharness-timeout"))
+
+
+@pytest.fixture(scope="session")
+def mxharness_runner(pytestconfig: pytest.Config, mxharness_timeout: float) -> Any:
+    """The session's :class:`harness.runner.Runner` (connects to Docker on first use)."""
+    runner = session_runner(pytestconfig)
+    runner.timeout_s = mxharness_timeout
+    return runner
+
+
+class ScenarioFile(pytest.File):
+    """A scenario YAML file: one item per case. A file that does not load is one collection error."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from harness.scenario import load_scenario
+
+        try:
+            scenario = load_scenario(self.path)
+        except ScenarioError as exc:
+            raise self.CollectError(str(exc)) from None
+        self._world: Any = None
+        for case in scenario.cases:
+            item = CaseItem.from_parent(self, name=case.name, scenario=scenario, case=case)
+            item.add_marker(pytest.mark.docker)
+            yield item
+
+    def world(self, scenario: Scenario) -> Any:
+        """The scenario's world (certificates issued once per file)."""
+        if self._world is None:
+            from harness.world import build_world
+
+            self._world = build_world(scenario)
+        return self._world
+
+
+class CaseFailed(Exception):
+    """Raised by a case item whose expectations did not hold; carries the result for the report."""
+
+    def __init__(self, result: CaseResult) -> None:
+        super().__init__(f"{result.scenario}/{result.case} failed")
+        self.result = result
+
+
+class CaseItem(pytest.Item):
+    """One case of a scenario, run on real Postfix in a fresh pod."""
+
+    def __init__(self, *, scenario: Scenario, case: Case, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        self.case = case
+
+    def runtest(self) -> None:
+        parent = self.parent
+        assert isinstance(parent, ScenarioFile)
+        result = session_runner(self.config).run_case(self.scenario, self.case, world=parent.world(self.scenario))
+        self.user_properties.append(("postfix_release", result.release))
+        if not result.passed:
+            raise CaseFailed(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, CaseFailed):
+            from harness.report import failure_details
+
+            return failure_details(excinfo.value.result)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.scenario.name}/{self.case.name}"
