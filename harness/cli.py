@@ -52,7 +52,7 @@ def run(paths: tuple[str, ...], pattern: str | None, timeout_s: float) -> None:
     from harness.scenario import load_scenarios
 
     scenarios = load_scenarios(paths or ["scenarios"])  # everything is validated before any container starts
-    console = Console(stderr=False)
+    console = Console(width=None if sys.stdout.isatty() else 200)
 
     def select(scenario: object, case: object) -> bool:
         name = f"{getattr(scenario, 'name', '')}/{getattr(case, 'name', '')}"

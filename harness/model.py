@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -44,6 +45,13 @@ def _to_str(value: Any) -> Any:
     return value
 
 
+def _date_text(value: Any) -> Any:
+    """An unquoted ISO date (`2026-01-31`) or date-time is a YAML timestamp; validity bounds are kept as text."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return _to_str(value)
+
+
 def _one_or_many(value: Any) -> Any:
     """Record values are one string or a list of strings (scenario-format.md, `dns`)."""
     if isinstance(value, str | int | float) and not isinstance(value, bool):
@@ -53,6 +61,7 @@ def _one_or_many(value: Any) -> Any:
 
 PostfixValue = Annotated[str, BeforeValidator(_to_str)]
 RecordValues = Annotated[list[str], BeforeValidator(_one_or_many)]
+DateValue = Annotated[str, BeforeValidator(_date_text)]
 
 
 class _Frozen(BaseModel):
@@ -65,8 +74,8 @@ class CaSpec(_Frozen):
     subject: str = Field(min_length=1)
     issuer: str | None = None
     key: KeyType = "rsa2048"
-    not_before: PostfixValue | None = None
-    not_after: PostfixValue | None = None
+    not_before: DateValue | None = None
+    not_after: DateValue | None = None
 
 
 class CertSpec(_Frozen):
@@ -77,8 +86,8 @@ class CertSpec(_Frozen):
     subject: str | None = None
     cn: str | None = None
     key: KeyType = "rsa2048"
-    not_before: PostfixValue | None = None
-    not_after: PostfixValue | None = None
+    not_before: DateValue | None = None
+    not_after: DateValue | None = None
 
     @model_validator(mode="after")
     def _has_a_name(self) -> CertSpec:
@@ -149,7 +158,13 @@ class DnsNode(_Frozen):
             parts = value.split()
             ok = len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts[:3])
             data = parts[3] if len(parts) == 4 else ""
-            ok = ok and (bool(re.fullmatch(r"(?:[0-9a-fA-F]{2})+", data)) or bool(re.fullmatch(r"(cert|ca):\S+", data)))
+            computed = bool(re.fullmatch(r"(cert|ca):\S+", data))
+            ok = ok and (bool(re.fullmatch(r"(?:[0-9a-fA-F]{2})+", data)) or computed)
+            if ok and computed and (int(parts[1]) > 1 or int(parts[2]) > 2):
+                raise ValueError(
+                    f"TLSA value {value!r}: data computed from a certificate needs selector 0 or 1 and matching "
+                    "type 0, 1 or 2 (RFC 6698 §2.1.3-2.1.4). Hint: write `3 1 1 cert:mx1`"
+                )
             if not ok:
                 raise ValueError(
                     f"TLSA value {value!r} is not 'USAGE SELECTOR MTYPE DATA'. "
@@ -262,6 +277,7 @@ class Scenario(_Frozen):
     postfix: PostfixSpec = Field(default_factory=PostfixSpec)
     cases: list[Case] = Field(min_length=1)
     _source_file: str = PrivateAttr(default="<dict>")
+    _name_line: int | None = PrivateAttr(default=None)  # line of the `name` key, for errors across files
 
     @property
     def source_file(self) -> str:

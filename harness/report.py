@@ -6,6 +6,7 @@ Pure formatting of :mod:`harness.results` objects with rich; colours are off whe
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 from rich.console import Console
@@ -28,17 +29,29 @@ def expected_text(expect: Expect) -> str:
 
 
 def results_table(results: Iterable[CaseResult]) -> Table:
-    """One row per recipient: scenario, case, recipient, release, expected, observed, verdict."""
-    table = Table(show_lines=False, header_style="bold")
+    """One row per recipient: scenario, case, recipient, Postfix release, expected, observed, verdict.
+
+    The observed column reads like Postfix's status line: status, dsn, TLS level, relay, and the reason when
+    the message was not sent.
+    """
+    table = Table(header_style="bold", expand=False)
     for column in ("scenario", "case", "recipient", "release", "expected", "observed", "result"):
         table.add_column(column, overflow="fold")
     for case in results:
         for r in case.recipients:
-            observed = r.observed.summary() if r.observed else f"[red]{r.error or 'nothing observed'}[/red]"
+            observed = _observed_text(r) if r.observed else f"[red]{r.error or 'nothing observed'}[/red]"
             verdict = "[green]pass[/green]" if r.passed else "[bold red]FAIL[/bold red]"
             table.add_row(case.scenario, case.case, r.recipient, case.release or "?", expected_text(r.expect),
                           observed, verdict)
     return table
+
+
+def _observed_text(r: RecipientResult) -> str:
+    o = r.observed
+    assert o is not None
+    parts = [o.status, o.dsn, f"tls={o.tls}", f"relay={o.relay}"]
+    text = " ".join(parts)
+    return text if o.status == "sent" else f"{text} ({o.reason})"
 
 
 def failure_details(case: CaseResult) -> str:
@@ -85,7 +98,7 @@ def _strip_ts(line: str) -> str:
 
 def print_results(results: list[CaseResult], console: Console | None = None) -> None:
     """Print the table, then the details of every failed case."""
-    console = console or Console()
+    console = console or Console(width=None if sys.stdout.isatty() else 200)
     console.print(results_table(results))
     for case in results:
         if not case.passed:

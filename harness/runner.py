@@ -153,7 +153,7 @@ class Runner:
         recipients = []
         for message, message_id in zip(case.send, ids, strict=True):
             attempt = tracker.first_attempt(message_id, message.to)
-            observed = _observed(attempt, sessions, message_id) if attempt else None
+            observed = _observed(attempt, sessions, message_id, tracker) if attempt else None
             recipients.append(
                 RecipientResult(
                     scenario=scenario.name,
@@ -281,7 +281,9 @@ def _sessions(peer_log: Iterable[str]) -> list[dict[str, object]]:
     return [e for e in _events(peer_log) if e.get("event") == "session"]
 
 
-def _observed(attempt: Attempt, sessions: list[dict[str, object]], message_id: str) -> Observed:
+def _observed(
+    attempt: Attempt, sessions: list[dict[str, object]], message_id: str, tracker: DeliveryTracker
+) -> Observed:
     d = attempt.delivery
     received = any(
         m.get("message_id") == message_id and m.get("accepted")
@@ -303,7 +305,7 @@ def _observed(attempt: Attempt, sessions: list[dict[str, object]], message_id: s
         tls_cipher=attempt.tls.cipher if attempt.tls else None,
         received=received,
         server=server,
-        log_lines=tuple(attempt.lines),
+        log_lines=tuple(tracker.lines_for(d.queue_id)),
     )
 
 

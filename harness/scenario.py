@@ -15,7 +15,8 @@ import difflib
 import ipaddress
 import types
 import typing
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import ScalarNode
 
 from harness.errors import ScenarioError, ScenarioIssue
-from harness.model import Scenario
+from harness.model import CaSpec, Case, CertSpec, DnsNode, Pki, PostfixSpec, Scenario, ServerSpec
 
 __all__ = ["load_scenario", "load_scenarios", "scenario_files", "scenario_from_dict"]
 
@@ -53,7 +56,10 @@ def scenario_files(paths: Iterable[str | Path]) -> list[Path]:
             raise ScenarioError(
                 ScenarioIssue(str(path), None, "", "no such file or folder. Hint: give a scenario file or a folder")
             )
-    return out
+    unique: dict[Path, Path] = {}  # a file named twice (`scenarios scenarios/x.yaml`) is loaded once
+    for path in out:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
 
 
 def load_scenarios(paths: Iterable[str | Path]) -> list[Scenario]:
@@ -74,7 +80,11 @@ def load_scenarios(paths: Iterable[str | Path]) -> list[Scenario]:
         if scenario.name in seen:
             issues.append(
                 ScenarioIssue(
-                    str(path), None, "name", f"scenario name {scenario.name!r} is also used by {seen[scenario.name]}"
+                    str(path),
+                    scenario._name_line,
+                    "name",
+                    f"scenario name {scenario.name!r} is also used by {seen[scenario.name]}. "
+                    "Hint: scenario names are unique in a run",
                 )
             )
         seen[scenario.name] = str(path)
@@ -102,7 +112,7 @@ def load_scenario(path: str | Path) -> Scenario:
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(ScenarioIssue(name, None, "", f"cannot read the file: {exc}")) from None
     try:
-        tree = YAML(typ="rt").load(text)
+        tree = _yaml().load(text)
     except MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         problem = f"{exc.problem}" + (f" ({exc.context})" if exc.context else "")
@@ -123,19 +133,122 @@ def scenario_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Sc
     return _validate(data, source)
 
 
+class _Constructor(RoundTripConstructor):
+    """Round-trip constructor that keeps a YAML float as the text the user wrote.
+
+    No schema field is a float: a float is a Postfix value, a release or a DSN, and its text matters
+    (``release: 3.10`` is not ``3.1``).
+    """
+
+
+def _float_text(constructor: RoundTripConstructor, node: ScalarNode) -> str:
+    return str(node.value)
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:float", _float_text)
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.Constructor = _Constructor
+    return yaml
+
+
 def _validate(tree: Any, file: str) -> Scenario:
     if not isinstance(tree, Mapping):
-        found = "an empty file" if tree is None else f"a {type(tree).__name__}"
+        found = "an empty file" if tree is None else f"a {_kind(tree)}"
         raise ScenarioError(ScenarioIssue(file, 1, "", f"a scenario is a mapping of keys, found {found}"))
+    data = _plain(tree)
+    issues: list[ScenarioIssue] = []
     try:
-        scenario = Scenario.model_validate(_plain(tree))
+        scenario = Scenario.model_validate(data)
+        unchecked = _Unchecked()
     except ValidationError as exc:
-        raise ScenarioError([_issue_from_pydantic(err, tree, file) for err in exc.errors()]) from None
-    problems = list(_check_references(scenario))
-    if problems:
-        raise ScenarioError([ScenarioIssue(file, _line_of(tree, loc), _dotted(loc), msg) for loc, msg in problems])
+        issues = [_issue_from_pydantic(err, tree, file) for err in exc.errors()]
+        scenario, unchecked = _valid_parts(data)  # so that one run reports reference problems too
+    problems = _check_references(scenario, unchecked)
+    issues += [ScenarioIssue(file, _line_of(tree, loc), _dotted(loc), msg) for loc, msg in problems]
+    if issues:
+        raise ScenarioError(sorted(issues, key=lambda issue: issue.line or 0))
     scenario._source_file = file
+    if isinstance(tree, CommentedMap) and "name" in tree:
+        scenario._name_line = tree.lc.key("name")[0] + 1
     return scenario
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "list"
+    if isinstance(value, str):
+        return f"text ({value[:40]!r})"
+    return type(value).__name__
+
+
+class _All:
+    """Stands for every name of a section that is not a mapping at all."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class _Unchecked:
+    """Names of entries that failed the schema: they exist, but their content is not known."""
+
+    cas: Container[str] = frozenset()
+    certs: Container[str] = frozenset()
+    owners: Container[str] = frozenset()  # fully qualified, lower case
+
+
+def _valid_parts(data: Mapping[str, Any]) -> tuple[Scenario, _Unchecked]:
+    """A scenario of the entries of ``data`` that pass the schema one by one (pki, dns, servers, trust, case
+    names), and the names of those that do not, so that references are checked without errors about entries
+    the schema already rejected."""
+    pki = data.get("pki", {})
+    if isinstance(pki, Mapping):
+        cas, bad_cas = _valid_entries(pki.get("cas"), CaSpec)
+        certs, bad_certs = _valid_entries(pki.get("certs"), CertSpec)
+    else:
+        cas, bad_cas, certs, bad_certs = {}, _All(), {}, _All()
+    dns, bad_owners = _valid_entries(data.get("dns"), DnsNode)
+    servers, _ = _valid_entries(data.get("servers"), ServerSpec)
+    raw_cases = data.get("cases")
+    cases = []
+    for raw in raw_cases if isinstance(raw_cases, list) else []:
+        raw = raw if isinstance(raw, Mapping) else {}
+        name = raw.get("name") if isinstance(raw.get("name"), str) else None
+        cases.append(Case.model_construct(name=name, postfix=_valid_or_default(raw.get("postfix"), PostfixSpec)))
+    scenario = Scenario.model_construct(
+        pki=Pki.model_construct(cas=cas, certs=certs),
+        dns=dns,
+        servers=servers,
+        postfix=_valid_or_default(data.get("postfix"), PostfixSpec),
+        cases=cases,
+    )
+    owners = bad_owners if isinstance(bad_owners, _All) else frozenset(_fqdn(n) for n in bad_owners)
+    return scenario, _Unchecked(cas=bad_cas, certs=bad_certs, owners=owners)
+
+
+def _valid_entries(section: Any, model: type[BaseModel]) -> tuple[dict[str, Any], Container[str]]:
+    if section is None:
+        return {}, frozenset()
+    if not isinstance(section, Mapping):
+        return {}, _All()
+    good: dict[str, Any] = {}
+    bad: set[str] = set()
+    for name, value in section.items():
+        try:
+            good[str(name)] = model.model_validate(value)
+        except ValidationError:
+            bad.add(str(name))
+    return good, frozenset(bad)
+
+
+def _valid_or_default(value: Any, model: type[PostfixSpec]) -> PostfixSpec:
+    try:
+        return model.model_validate(value if value is not None else {})
+    except ValidationError:
+        return model()
 
 
 def _plain(node: Any) -> Any:
@@ -258,23 +371,30 @@ def _near(name: str, names: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _check_references(s: Scenario) -> Iterator[tuple[Path_, str]]:
+def _check_references(s: Scenario, unchecked: _Unchecked) -> Iterator[tuple[Path_, str]]:
+    """Cross-references between sections; names in ``unchecked`` exist but failed the schema."""
     from harness import pki  # the DN and date parsers live with the certificate factory
 
     now = datetime.now(UTC)
     cas, certs = s.pki.cas, s.pki.certs
+
+    def no_ca(name: str) -> bool:
+        return name not in cas and name not in unchecked.cas
+
+    def no_cert(name: str) -> bool:
+        return name not in certs and name not in unchecked.certs
+
     for name, ca in cas.items():
         yield from _check_dn(("pki", "cas", name, "subject"), ca.subject, pki)
-        if ca.issuer is not None and ca.issuer not in cas:
+        if ca.issuer is not None and no_ca(ca.issuer):
             yield ("pki", "cas", name, "issuer"), f"no CA named {ca.issuer!r} in pki.cas{_near(ca.issuer, cas)}"
         yield from _check_dates(("pki", "cas", name), ca.not_before, ca.not_after, now, pki)
     for name in _issuer_cycles(s):
         yield ("pki", "cas", name, "issuer"), f"CA {name!r} is its own issuer through a cycle of issuers"
     for name, cert in certs.items():
-        if cert.issuer not in cas:
+        if no_ca(cert.issuer):
             yield ("pki", "certs", name, "issuer"), f"no CA named {cert.issuer!r} in pki.cas{_near(cert.issuer, cas)}"
-        if cert.subject is not None:
-            yield from _check_dn(("pki", "certs", name, "subject"), cert.subject, pki)
+        yield from _check_leaf_names(("pki", "certs", name), cert, pki)
         yield from _check_dates(("pki", "certs", name), cert.not_before, cert.not_after, now, pki)
 
     owners = {_fqdn(n) for n in s.dns}
@@ -282,36 +402,66 @@ def _check_references(s: Scenario) -> Iterator[tuple[Path_, str]]:
     for owner, node in s.dns.items():
         for value in node.MX or []:
             target = _fqdn(value.split()[1])
-            if target not in with_address and target != ".":
+            if target not in with_address and target not in unchecked.owners and target != ".":
                 yield ("dns", owner, "MX"), f"MX target {target!r} has no A or AAAA record in dns"
         for value in node.TLSA or []:
             data = value.split()[3]
             kind, _, ref = data.partition(":")
-            if kind == "cert" and ref not in certs:
+            if kind == "cert" and no_cert(ref):
                 yield ("dns", owner, "TLSA"), f"no certificate named {ref!r} in pki.certs{_near(ref, certs)}"
-            if kind == "ca" and ref not in cas:
+            if kind == "ca" and no_ca(ref):
                 yield ("dns", owner, "TLSA"), f"no CA named {ref!r} in pki.cas{_near(ref, cas)}"
         if node.CNAME and len(node.records()) > 1:
             yield ("dns", owner, "CNAME"), "a name with a CNAME has no other records (RFC 1034 §3.6.2)"
 
     for host, server in s.servers.items():
-        if not _is_ip(host) and _fqdn(host) not in with_address:
+        if not _is_ip(host) and _fqdn(host) not in with_address and _fqdn(host) not in unchecked.owners:
             hint = " (it has no A or AAAA record)" if _fqdn(host) in owners else _near(host, list(s.dns))
             yield ("servers", host), f"server host {host!r} has no address in dns{hint}. Hint: add `A: auto`"
-        if server.cert is not None and server.cert not in certs:
+        if server.cert is not None and no_cert(server.cert):
             yield ("servers", host, "cert"), f"no certificate named {server.cert!r} in pki.certs{_near(server.cert, certs)}"
 
     specs = [(("postfix",), s.postfix)] + [(("cases", i, "postfix"), c.postfix) for i, c in enumerate(s.cases)]
     for loc, spec in specs:
         for i, ca_name in enumerate(spec.trust or []):
-            if ca_name not in cas:
+            if no_ca(ca_name):
                 yield (*loc, "trust", i), f"no CA named {ca_name!r} in pki.cas{_near(ca_name, cas)}"
 
     seen: set[str] = set()
     for i, case in enumerate(s.cases):
+        if case.name is None:  # failed the schema
+            continue
         if case.name in seen:
             yield ("cases", i, "name"), f"case name {case.name!r} is used twice in this scenario"
         seen.add(case.name)
+
+
+def _check_leaf_names(loc: Path_, cert: CertSpec, pki: Any) -> Iterator[tuple[Path_, str]]:
+    """What :meth:`harness.pki.Pki.add_cert` would reject in a certificate's names, found before any run."""
+    from cryptography import x509
+
+    from harness._pki_formats import san_entry
+
+    dns_names = []
+    for i, entry in enumerate(cert.san):
+        try:
+            if isinstance(san_entry(entry), x509.DNSName):
+                dns_names.append((i, entry))
+        except ValueError as exc:
+            yield (*loc, "san", i), str(exc)
+    if cert.subject is not None and cert.cn is not None:
+        yield (*loc, "cn"), "both `subject` and `cn` given. Hint: give one of them"
+    if cert.subject is not None:
+        yield from _check_dn((*loc, "subject"), cert.subject, pki)
+    elif cert.cn is not None:
+        if cert.cn.startswith("/") or "=" in cert.cn:
+            yield (*loc, "cn"), f"cn {cert.cn!r} looks like a DN. Hint: use `subject:` for a full DN"
+        else:
+            yield from _check_dn((*loc, "cn"), cert.cn, pki)
+    elif dns_names:  # the subject is the first DNS name of `san`
+        yield from _check_dn((*loc, "san", dns_names[0][0]), dns_names[0][1], pki)
+    elif cert.san:
+        yield (*loc, "san"), "no DNS name in `san` to take the subject from. Hint: add `cn:` or a DNS name to san"
 
 
 def _check_dn(loc: Path_, text: str, pki: Any) -> Iterator[tuple[Path_, str]]:
