@@ -46,7 +46,7 @@ def _to_str(value: Any) -> Any:
 
 
 def _date_text(value: Any) -> Any:
-    """An unquoted ISO date (`2026-01-31`) or date-time is a YAML timestamp; validity bounds are kept as text."""
+    """An unquoted ISO date or date-time is a YAML timestamp; a validity bound is kept as text."""
     if isinstance(value, datetime | date):
         return value.isoformat()
     return _to_str(value)
@@ -162,8 +162,8 @@ class DnsNode(_Frozen):
             ok = ok and (bool(re.fullmatch(r"(?:[0-9a-fA-F]{2})+", data)) or computed)
             if ok and computed and (int(parts[1]) > 1 or int(parts[2]) > 2):
                 raise ValueError(
-                    f"TLSA value {value!r}: data computed from a certificate needs selector 0 or 1 and matching "
-                    "type 0, 1 or 2 (RFC 6698 §2.1.3-2.1.4). Hint: write `3 1 1 cert:mx1`"
+                    f"TLSA value {value!r}: data computed from a certificate needs selector 0 or 1 and "
+                    "matching type 0, 1 or 2 (RFC 6698 §2.1.3-2.1.4). Hint: write `3 1 1 cert:mx1`"
                 )
             if not ok:
                 raise ValueError(

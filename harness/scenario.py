@@ -29,7 +29,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import ScalarNode
 
 from harness.errors import ScenarioError, ScenarioIssue
-from harness.model import CaSpec, Case, CertSpec, DnsNode, Pki, PostfixSpec, Scenario, ServerSpec
+from harness.model import Case, CaSpec, CertSpec, DnsNode, Pki, PostfixSpec, Scenario, ServerSpec
 
 __all__ = ["load_scenario", "load_scenarios", "scenario_files", "scenario_from_dict"]
 
@@ -156,7 +156,7 @@ def _yaml() -> YAML:
 
 def _validate(tree: Any, file: str) -> Scenario:
     if not isinstance(tree, Mapping):
-        found = "an empty file" if tree is None else f"a {_kind(tree)}"
+        found = "an empty file" if tree is None else _kind(tree)
         raise ScenarioError(ScenarioIssue(file, 1, "", f"a scenario is a mapping of keys, found {found}"))
     data = _plain(tree)
     issues: list[ScenarioIssue] = []
@@ -178,10 +178,10 @@ def _validate(tree: Any, file: str) -> Scenario:
 
 def _kind(value: Any) -> str:
     if isinstance(value, list | tuple):
-        return "list"
+        return "a list"
     if isinstance(value, str):
-        return f"text ({value[:40]!r})"
-    return type(value).__name__
+        return f"the text {value[:40]!r}"
+    return f"the value {value!r}"
 
 
 class _All:
@@ -211,13 +211,16 @@ def _valid_parts(data: Mapping[str, Any]) -> tuple[Scenario, _Unchecked]:
     else:
         cas, bad_cas, certs, bad_certs = {}, _All(), {}, _All()
     dns, bad_owners = _valid_entries(data.get("dns"), DnsNode)
-    servers, _ = _valid_entries(data.get("servers"), ServerSpec)
+    servers, bad_servers = _valid_entries(data.get("servers"), ServerSpec)
+    if not isinstance(bad_servers, _All):  # a server's host name is checked even when its entry is not valid
+        servers.update({host: ServerSpec() for host in bad_servers})
     raw_cases = data.get("cases")
     cases = []
     for raw in raw_cases if isinstance(raw_cases, list) else []:
         raw = raw if isinstance(raw, Mapping) else {}
         name = raw.get("name") if isinstance(raw.get("name"), str) else None
-        cases.append(Case.model_construct(name=name, postfix=_valid_or_default(raw.get("postfix"), PostfixSpec)))
+        postfix = _valid_or_default(raw.get("postfix"), PostfixSpec)
+        cases.append(Case.model_construct(name=name, postfix=postfix))
     scenario = Scenario.model_construct(
         pki=Pki.model_construct(cas=cas, certs=certs),
         dns=dns,
@@ -229,7 +232,7 @@ def _valid_parts(data: Mapping[str, Any]) -> tuple[Scenario, _Unchecked]:
     return scenario, _Unchecked(cas=bad_cas, certs=bad_certs, owners=owners)
 
 
-def _valid_entries(section: Any, model: type[BaseModel]) -> tuple[dict[str, Any], Container[str]]:
+def _valid_entries(section: Any, model: type[BaseModel]) -> tuple[dict[str, Any], frozenset[str] | _All]:
     if section is None:
         return {}, frozenset()
     if not isinstance(section, Mapping):
@@ -288,6 +291,8 @@ def _issue_from_pydantic(err: Any, tree: Any, file: str) -> ScenarioIssue:
         msg = f"{err['input']!r} does not have the required form {err['ctx']['pattern']!r}"
         if loc and loc[-1] == "name":
             msg += ". Hint: lower-case letters, digits and '-', e.g. `secure-defers`"
+        elif loc and loc[-1] in ("to", "from"):
+            msg = f"{err['input']!r} is not a mail address. Hint: write `user@example.com`"
     elif kind == "value_error":
         msg = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
     else:
@@ -356,7 +361,7 @@ def _dotted(loc: Path_) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif any(c in part for c in "./ "):  # host names, map paths: keep them one key
+        elif any(c in part for c in "./: "):  # host names, addresses, map paths: keep them one key
             out += f'["{part}"]'
         else:
             out += f".{part}" if out else part
@@ -393,7 +398,8 @@ def _check_references(s: Scenario, unchecked: _Unchecked) -> Iterator[tuple[Path
         yield ("pki", "cas", name, "issuer"), f"CA {name!r} is its own issuer through a cycle of issuers"
     for name, cert in certs.items():
         if no_ca(cert.issuer):
-            yield ("pki", "certs", name, "issuer"), f"no CA named {cert.issuer!r} in pki.cas{_near(cert.issuer, cas)}"
+            near = _near(cert.issuer, cas)
+            yield ("pki", "certs", name, "issuer"), f"no CA named {cert.issuer!r} in pki.cas{near}"
         yield from _check_leaf_names(("pki", "certs", name), cert, pki)
         yield from _check_dates(("pki", "certs", name), cert.not_before, cert.not_after, now, pki)
 
@@ -419,7 +425,8 @@ def _check_references(s: Scenario, unchecked: _Unchecked) -> Iterator[tuple[Path
             hint = " (it has no A or AAAA record)" if _fqdn(host) in owners else _near(host, list(s.dns))
             yield ("servers", host), f"server host {host!r} has no address in dns{hint}. Hint: add `A: auto`"
         if server.cert is not None and no_cert(server.cert):
-            yield ("servers", host, "cert"), f"no certificate named {server.cert!r} in pki.certs{_near(server.cert, certs)}"
+            near = _near(server.cert, certs)
+            yield ("servers", host, "cert"), f"no certificate named {server.cert!r} in pki.certs{near}"
 
     specs = [(("postfix",), s.postfix)] + [(("cases", i, "postfix"), c.postfix) for i, c in enumerate(s.cases)]
     for loc, spec in specs:
@@ -461,7 +468,7 @@ def _check_leaf_names(loc: Path_, cert: CertSpec, pki: Any) -> Iterator[tuple[Pa
     elif dns_names:  # the subject is the first DNS name of `san`
         yield from _check_dn((*loc, "san", dns_names[0][0]), dns_names[0][1], pki)
     elif cert.san:
-        yield (*loc, "san"), "no DNS name in `san` to take the subject from. Hint: add `cn:` or a DNS name to san"
+        yield (*loc, "san"), "no DNS name in `san` to take the subject from. Hint: add `cn:` or a DNS name"
 
 
 def _check_dn(loc: Path_, text: str, pki: Any) -> Iterator[tuple[Path_, str]]:
