@@ -154,11 +154,11 @@ _INDEXED_MAP = re.compile(r"\b(hash|btree|lmdb|cdb|dbm|sdbm):(/[^\s,]+)")
 def indexed_maps(settings: PostfixSettings, master_cf: str) -> list[str]:
     """The ``type:path`` maps that need ``postmap``: scenario maps the configuration uses as an indexed type.
 
-    ``$config_directory`` is expanded (it is /etc/postfix in the image); texthash, inline, regexp and pcre maps
-    need nothing.
+    ``$config_directory`` (also written ``${…}`` or ``$(…)``) is expanded (it is /etc/postfix in the image);
+    texthash, inline, regexp and pcre maps need nothing.
     """
     text = " ".join(settings.main_cf.values()) + " " + master_cf
-    text = re.sub(r"\$\{?config_directory\}?", "/etc/postfix", text)
+    text = re.sub(r"\$(?:\{config_directory\}|\(config_directory\)|config_directory\b)", "/etc/postfix", text)
     found: list[str] = []
     for kind, path in _INDEXED_MAP.findall(text):
         if path in settings.maps and f"{kind}:{path}" not in found:

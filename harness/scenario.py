@@ -121,7 +121,7 @@ def load_scenario(path: str | Path) -> Scenario:
         ) from None
     except YAMLError as exc:
         raise ScenarioError(ScenarioIssue(name, None, "", f"malformed YAML: {exc}")) from None
-    return _validate(tree, name)
+    return _validate(tree, name, first_line=1)
 
 
 def scenario_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Scenario:
@@ -130,7 +130,7 @@ def scenario_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Sc
     Raises:
         ScenarioError: as :func:`load_scenario`, without line numbers.
     """
-    return _validate(data, source)
+    return _validate(data, source, first_line=None)
 
 
 class _Constructor(RoundTripConstructor):
@@ -154,10 +154,10 @@ def _yaml() -> YAML:
     return yaml
 
 
-def _validate(tree: Any, file: str) -> Scenario:
+def _validate(tree: Any, file: str, *, first_line: int | None) -> Scenario:
     if not isinstance(tree, Mapping):
         found = "an empty file" if tree is None else _kind(tree)
-        raise ScenarioError(ScenarioIssue(file, 1, "", f"a scenario is a mapping of keys, found {found}"))
+        raise ScenarioError(ScenarioIssue(file, first_line, "", f"a scenario is a mapping of keys, found {found}"))
     data = _plain(tree)
     issues: list[ScenarioIssue] = []
     try:
@@ -499,8 +499,10 @@ def _issuer_cycles(s: Scenario) -> list[str]:
         seen = {start}
         issuer = s.pki.cas[start].issuer
         while issuer is not None and issuer in s.pki.cas:
-            if issuer in seen:
+            if issuer == start:  # on the cycle; a CA that only leads into one is not its own issuer
                 cyclic.append(start)
+                break
+            if issuer in seen:
                 break
             seen.add(issuer)
             issuer = s.pki.cas[issuer].issuer

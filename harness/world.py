@@ -89,7 +89,7 @@ def build_world(scenario: Scenario, *, now: datetime | None = None) -> World:
             chain, key = f"tls/{spec.cert}.pem", f"tls/{spec.cert}.key"
             files[f"{WORLD_DIR}/{chain}"] = issued.chain_pem
             files[f"{WORLD_DIR}/{key}"] = issued.key_pem
-        targets = [host.strip("[]")] if _is_ip(host) else addresses.get(_fqdn(host), [])
+        targets = [_canonical(host)] if _is_ip(host) else addresses.get(_fqdn(host), [])
         for address in targets:
             for port in spec.ports:
                 servers.append(
@@ -122,8 +122,10 @@ def _issue(scenario: Scenario, now: datetime) -> Pki:
 
 def _addresses(scenario: Scenario) -> dict[str, list[str]]:
     """Host → addresses, with each ``auto`` replaced by a documentation address no other host uses."""
-    used = {v for node in scenario.dns.values() for v in (node.A or []) + (node.AAAA or []) if v != "auto"}
-    used |= {h.strip("[]") for h in scenario.servers if _is_ip(h)}
+    # Canonical text (2001:DB8:0::1 is 2001:db8::1), so that an auto address never equals a written one.
+    written = [v for node in scenario.dns.values() for v in (node.A or []) + (node.AAAA or []) if v != "auto"]
+    used = {_canonical(v) for v in written}
+    used |= {_canonical(h) for h in scenario.servers if _is_ip(h)}
     pools = {4: (str(a) for a in AUTO_V4.hosts() if int(a) & 0xFF >= 10), 6: (str(a) for a in AUTO_V6.hosts())}
     out: dict[str, list[str]] = {}
     for owner, node in scenario.dns.items():
@@ -133,7 +135,7 @@ def _addresses(scenario: Scenario) -> dict[str, list[str]]:
                 if value == "auto":
                     value = next(a for a in pools[family] if a not in used)
                     used.add(value)
-                addrs.append(value)
+                addrs.append(_canonical(value))
         if addrs:
             out[_fqdn(owner)] = addrs
     return out
@@ -154,6 +156,10 @@ def _literal_hosts(servers: list[dict[str, object]]) -> set[str]:
 
 def _fqdn(name: str) -> str:
     return name.lower().rstrip(".")
+
+
+def _canonical(address: str) -> str:
+    return str(ipaddress.ip_address(address.strip("[]")))
 
 
 def _is_ip(text: str) -> bool:

@@ -34,3 +34,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter:
             reporter.write_line("CI: no docker (real Postfix) test ran: that is a failure", red=True)
+
+pytest_plugins = ["pytester"]
