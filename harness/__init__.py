@@ -49,7 +49,14 @@ _WHERE = {
 }
 
 if TYPE_CHECKING:
-    from harness.errors import CaseTimeout, EnvironmentProblem, HarnessError, PodError, ScenarioError, ScenarioIssue
+    from harness.errors import (
+        CaseTimeout,
+        EnvironmentProblem,
+        HarnessError,
+        PodError,
+        ScenarioError,
+        ScenarioIssue,
+    )
     from harness.model import Scenario
     from harness.results import CaseResult, Observed, RecipientResult
     from harness.runner import Runner

@@ -85,15 +85,11 @@ _PEER_CERTIFICATE = re.compile(
     rf"{_PEER_TEXT}: subject_CN=(?P<subject_cn>.*?), issuer_CN=(?P<issuer_cn>.*?)"
     r"(?:, fingerprint=(?P<fingerprint>[0-9A-Fa-f:]+))?(?:, pkey_fingerprint=(?P<pkey>[0-9A-Fa-f:]+))?"
 )
-_CHAIN_LINE = re.compile(
-    rf"{_PEER_TEXT}: depth=(?P<depth>\d+) verify=(?P<verify>\d+) subject=(?P<subject>.*)"
-)
+_CHAIN_LINE = re.compile(rf"{_PEER_TEXT}: depth=(?P<depth>\d+) verify=(?P<verify>\d+) subject=(?P<subject>.*)")
 _SUBJECT_ALT_NAME = re.compile(rf"{_PEER_TEXT}: subjectAltName: (?P<name>.*)")
 _PICKUP = re.compile(r"uid=(?P<uid>\d+) from=<(?P<sender>.*)>")
 _MESSAGE_ID = re.compile(r"message-id=(?P<message_id>.*)")
-_QUEUE_ACTIVE = re.compile(
-    r"from=<(?P<sender>.*)>, size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+) \(queue active\)"
-)
+_QUEUE_ACTIVE = re.compile(r"from=<(?P<sender>.*)>, size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+) \(queue active\)")
 # log_adhoc.c: to=<>, [orig_to=<>,] relay=, [conn_use=,] delay=, delays=a/b/c/d, dsn=, status= (reason)
 _DELIVERY = re.compile(
     r"to=<(?P<recipient>.*?)>, (?:orig_to=<(?P<orig>.*?)>, )?relay=(?P<relay>\S+?),"
@@ -170,9 +166,7 @@ def _message_event(text: str, common: dict[str, Any]) -> LogEvent:
             bits=int(m["bits"]),
         )
     if m := _VERIFY_FAILURE.fullmatch(text):
-        return CertVerifyFailure(
-            **common, **_peer(m), depth=_int(m["depth"]), num=_int(m["num"]), reason=m["reason"]
-        )
+        return CertVerifyFailure(**common, **_peer(m), depth=_int(m["depth"]), num=_int(m["num"]), reason=m["reason"])
     if m := _PEER_CERTIFICATE.fullmatch(text):
         return PeerCertificate(
             **common,
@@ -217,9 +211,7 @@ def _queue_event(queue_id: str, message: str, common: dict[str, Any]) -> LogEven
     if m := _MESSAGE_ID.fullmatch(message):
         return MessageId(**common, queue_id=queue_id, message_id=_strip_brackets(m["message_id"]))
     if m := _QUEUE_ACTIVE.fullmatch(message):
-        return QueueActive(
-            **common, queue_id=queue_id, sender=m["sender"], size=int(m["size"]), nrcpt=int(m["nrcpt"])
-        )
+        return QueueActive(**common, queue_id=queue_id, sender=m["sender"], size=int(m["size"]), nrcpt=int(m["nrcpt"]))
     return QueueNote(**common, queue_id=queue_id, message=message)
 
 

@@ -94,9 +94,7 @@ def parse_dn(text: str) -> x509.Name:
             letters, a CN over 64 octets, or characters the attribute's string type cannot hold.
     """
     if not text.strip():
-        raise ValueError(
-            "empty subject DN. Hint: write /C=US/O=Example/CN=mx.example.com or a bare host name."
-        )
+        raise ValueError("empty subject DN. Hint: write /C=US/O=Example/CN=mx.example.com or a bare host name.")
     if not text.startswith("/"):
         if "=" in text:
             raise ValueError(
@@ -108,9 +106,7 @@ def parse_dn(text: str) -> x509.Name:
     for component in _split_escaped(text):
         key, sep, value = component.partition("=")
         if not sep:
-            raise ValueError(
-                f"subject DN {text!r}: component {component!r} has no '='. Hint: write KEY=value."
-            )
+            raise ValueError(f"subject DN {text!r}: component {component!r} has no '='. Hint: write KEY=value.")
         attributes.append(_attribute(text, key.strip(), value))
     return x509.Name(attributes)
 
@@ -158,9 +154,7 @@ def parse_when(text: str | datetime | date, *, now: datetime) -> datetime:
     if isinstance(text, date):
         return datetime(text.year, text.month, text.day, tzinfo=UTC)
     if not isinstance(text, str):  # e.g. a bare YAML number: say what is wrong rather than fail on .strip()
-        raise ValueError(
-            f"bad date {text!r}: expected text. Hint: write 2026-01-31 or an offset such as -30d."
-        )
+        raise ValueError(f"bad date {text!r}: expected text. Hint: write 2026-01-31 or an offset such as -30d.")
     value = text.strip()
     offset = _OFFSET.fullmatch(value)
     if offset:
@@ -192,9 +186,7 @@ def tlsa_data(cert: x509.Certificate, *, selector: int, matching_type: int) -> s
     if selector not in _TLSA_SELECTORS:
         raise ValueError(f"bad TLSA selector {selector!r}. Hint: 0 (full certificate) or 1 (public key).")
     if matching_type not in _TLSA_MATCHING_TYPES:
-        raise ValueError(
-            f"bad TLSA matching type {matching_type!r}. Hint: 0 (exact), 1 (SHA-256) or 2 (SHA-512)."
-        )
+        raise ValueError(f"bad TLSA matching type {matching_type!r}. Hint: 0 (exact), 1 (SHA-256) or 2 (SHA-512).")
     selected = _selected_der(cert, public_key=selector == 1)
     if matching_type == 1:
         return hashlib.sha256(selected).hexdigest()
@@ -329,9 +321,7 @@ def _attribute(dn: str, key: str, value: str) -> x509.NameAttribute[str]:
     if value == "":
         raise ValueError(f"subject DN {dn!r}: empty value for {canonical}. Hint: give a value or drop it.")
     if canonical == "C" and not _COUNTRY.fullmatch(value):
-        raise ValueError(
-            f"subject DN {dn!r}: C must be 2 letters (ISO 3166 code), got {value!r}. Hint: e.g. C=US."
-        )
+        raise ValueError(f"subject DN {dn!r}: C must be 2 letters (ISO 3166 code), got {value!r}. Hint: e.g. C=US.")
     if canonical == "CN" and len(value.encode()) > _CN_MAX_OCTETS:
         raise ValueError(
             f"subject DN {dn!r}: CN is {len(value.encode())} octets, over the limit of {_CN_MAX_OCTETS} "
@@ -343,7 +333,5 @@ def _attribute(dn: str, key: str, value: str) -> x509.NameAttribute[str]:
             "Hint: use letters, digits, space and '()+,-./:=?."
         )
     if canonical in ("emailAddress", "DC") and not value.isascii():
-        raise ValueError(
-            f"subject DN {dn!r}: {canonical} must be ASCII (IA5String). Hint: use the A-label form."
-        )
+        raise ValueError(f"subject DN {dn!r}: {canonical} must be ASCII (IA5String). Hint: use the A-label form.")
     return x509.NameAttribute(_DN_ATTRIBUTES[canonical], value)

@@ -43,8 +43,14 @@ def main() -> None:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("-k", "pattern", help="Run only cases whose 'scenario/case' matches this glob, e.g. '*secure*'.")
-@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True,
-              help="Seconds per case for every recipient to reach a first-attempt status.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds per case for every recipient to reach a first-attempt status.",
+)
 def run(paths: tuple[str, ...], pattern: str | None, timeout_s: float) -> None:
     """Run scenarios (files or folders; default: scenarios/) and print expected vs observed per recipient."""
     from harness.report import print_results
@@ -115,4 +121,3 @@ def clean() -> None:
     finally:
         engine.close()
     click.echo(f"removed {removed} container(s)")
-

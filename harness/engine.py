@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
 import docker
 import docker.errors
 from docker.models.containers import Container
@@ -220,7 +221,8 @@ class Pod:
             code, output = self.postfix.exec_run(["sh", "-c", script], demux=False)
         except docker.errors.DockerException as exc:
             raise PodError(f"cannot run a command in the Postfix container: {exc}") from None
-        text = (output or b"").decode("utf-8", "replace")
+        text = output.decode("utf-8", "replace") if isinstance(output, bytes) else ""
+        code = -1 if code is None else code
         if check and code != 0:
             raise PodError(f"command in the Postfix container failed (exit {code}): {text.strip()}", text.splitlines())
         return code, text

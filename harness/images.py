@@ -135,7 +135,10 @@ def _bootstrap(engine: Engine, suite: str, tag: str) -> None:
     with tempfile.TemporaryDirectory(prefix="mxharness-base-") as tmp:
         rootfs = Path(tmp) / "rootfs.tar"
         result = subprocess.run(
-            [tool, "--variant=apt", "--quiet", suite, str(rootfs)], capture_output=True, text=True, check=False
+            [tool, "--variant=apt", "--quiet", suite, str(rootfs)],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             tail = "\n".join(result.stderr.splitlines()[-15:])
@@ -157,7 +160,17 @@ def _build_wheels(pins: list[str], target: Path) -> None:
     links = ["--find-links", str(cache)]
     if os.environ.get("MXHARNESS_WHEELHOUSE"):
         links += ["--find-links", os.environ["MXHARNESS_WHEELHOUSE"]]
-    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(cache), *links]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--quiet",
+        "--no-deps",
+        "--wheel-dir",
+        str(cache),
+        *links,
+    ]
     result = subprocess.run([*command, *pins], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise EnvironmentProblem(

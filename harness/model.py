@@ -16,7 +16,15 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "CaSpec",
@@ -141,7 +149,9 @@ class DnsNode(_Frozen):
                 try:
                     ipaddress.IPv6Address(value)
                 except ValueError:
-                    raise ValueError(f"{value!r} is not an IPv6 address. Hint: write `2001:db8::10` or `auto`") from None
+                    raise ValueError(
+                        f"{value!r} is not an IPv6 address. Hint: write `2001:db8::10` or `auto`"
+                    ) from None
         return values
 
     @field_validator("CNAME")

@@ -285,9 +285,7 @@ def bind_addresses(addresses: Iterable[str], *, run: _IpRunner = _run_ip) -> lis
     try:
         listing = run(["-o", "addr", "show"])
     except OSError as exc:
-        raise PeerError(
-            f"cannot list local addresses: {exc}. Hint: install iproute2 in the peer image."
-        ) from exc
+        raise PeerError(f"cannot list local addresses: {exc}. Hint: install iproute2 in the peer image.") from exc
     present = set()
     for line in listing.stdout.splitlines():
         tokens = line.split()
@@ -305,9 +303,7 @@ def bind_addresses(addresses: Iterable[str], *, run: _IpRunner = _run_ip) -> lis
             args = ["-6", "addr", "add", f"{ip}/128", "dev", "lo", "nodad"]
         result = run(args)
         if result.returncode != 0:
-            ipv6_hint = (
-                " and IPv6 enabled on lo (sysctl net.ipv6.conf.lo.disable_ipv6=0)" if ip.version == 6 else ""
-            )
+            ipv6_hint = " and IPv6 enabled on lo (sysctl net.ipv6.conf.lo.disable_ipv6=0)" if ip.version == 6 else ""
             raise PeerError(
                 f"cannot add {ip} to lo: ip {' '.join(args)} exited {result.returncode}: "
                 f"{result.stderr.strip()}. Hint: the peer container needs CAP_NET_ADMIN{ipv6_hint}."

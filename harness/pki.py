@@ -325,9 +325,7 @@ def _generate_key(key: str) -> PrivateKey:
         factory = _KEY_FACTORIES[key]
     except KeyError:
         raise ValueError(
-            f"unknown key type {key!r}. Hint: use one of {', '.join(KEY_TYPES)}"
-            + _did_you_mean(key, KEY_TYPES)
-            + "."
+            f"unknown key type {key!r}. Hint: use one of {', '.join(KEY_TYPES)}" + _did_you_mean(key, KEY_TYPES) + "."
         ) from None
     return factory()
 
@@ -364,18 +362,14 @@ def _sign(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(ski, critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
     )
     for extension, critical in extensions:
         builder = builder.add_extension(extension, critical=critical)
     return builder.sign(signing_key, hashes.SHA256())
 
 
-def _leaf_subject(
-    name: str, subject: str | None, cn: str | None, alt_names: list[x509.GeneralName]
-) -> x509.Name:
+def _leaf_subject(name: str, subject: str | None, cn: str | None, alt_names: list[x509.GeneralName]) -> x509.Name:
     if subject is not None and cn is not None:
         raise ValueError(f"certificate {name!r}: both subject and cn given. Hint: give one of them.")
     if subject is not None:
@@ -389,9 +383,7 @@ def _leaf_subject(
             )
         cn = dns_names[0]
     if cn.startswith("/") or "=" in cn:
-        raise ValueError(
-            f"certificate {name!r}: cn {cn!r} looks like a DN. Hint: use subject: for a full DN."
-        )
+        raise ValueError(f"certificate {name!r}: cn {cn!r} looks like a DN. Hint: use subject: for a full DN.")
     return parse_dn(cn)
 
 

@@ -108,8 +108,10 @@ def render_main_cf(settings: PostfixSettings, *, version: tuple[int, ...]) -> st
 
 
 def _one_line(value: str) -> str:
-    # main.cf continuation lines start with white space; a multi-line YAML value becomes one logical line.
-    return " ".join(value.split())
+    # A multi-line YAML value becomes one logical main.cf line: its later lines are continuation lines (they start
+    # with white space). Spaces inside a line are kept, as in `inline:{ a = b }` or a regexp.
+    lines = [line.strip() for line in value.strip().splitlines() if line.strip()]
+    return "\n    ".join(lines)
 
 
 _ENTRY_START = re.compile(r"^[^\s#]")
@@ -178,7 +180,10 @@ def install_script(maps: list[str]) -> str:
 printf 'nameserver 127.0.0.53\\noptions timeout:2 attempts:2\\n' > /etc/resolv.conf
 cafile=$(postconf -xh smtp_tls_CAfile)
 capath=$(postconf -xh smtp_tls_CApath)
-if [ -n "$cafile" ]; then mkdir -p "$(dirname "$cafile")"; cat {TRUST_DIR}/*.pem > "$cafile" 2>/dev/null || : > "$cafile"; fi
+if [ -n "$cafile" ]; then
+  mkdir -p "$(dirname "$cafile")"
+  cat {TRUST_DIR}/*.pem > "$cafile" 2>/dev/null || : > "$cafile"
+fi
 if [ -n "$capath" ]; then
   rm -rf "$capath"; mkdir -p "$capath"
   for f in {TRUST_DIR}/*.pem; do [ -e "$f" ] && cp "$f" "$capath"/; done

@@ -29,8 +29,12 @@ _LOOKS_LIKE_SCENARIO = re.compile(r"^cases\s*:", re.MULTILINE)
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mxharness")
-    group.addoption("--mxharness-timeout", type=float, default=30.0,
-                    help="seconds per scenario case for every recipient to reach a first-attempt status")
+    group.addoption(
+        "--mxharness-timeout",
+        type=float,
+        default=30.0,
+        help="seconds per scenario case for every recipient to reach a first-attempt status",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

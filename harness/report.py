@@ -41,8 +41,15 @@ def results_table(results: Iterable[CaseResult]) -> Table:
         for r in case.recipients:
             observed = _observed_text(r) if r.observed else f"[red]{r.error or 'nothing observed'}[/red]"
             verdict = "[green]pass[/green]" if r.passed else "[bold red]FAIL[/bold red]"
-            table.add_row(case.scenario, case.case, r.recipient, case.release or "?", expected_text(r.expect),
-                          observed, verdict)
+            table.add_row(
+                case.scenario,
+                case.case,
+                r.recipient,
+                case.release or "?",
+                expected_text(r.expect),
+                observed,
+                verdict,
+            )
     return table
 
 
@@ -85,8 +92,10 @@ def _recipient_details(r: RecipientResult) -> list[str]:
     s = r.observed.server
     if s is not None:
         tls = f"STARTTLS {s.tls_version} {s.cipher} SNI={s.sni or '(none)'}" if s.starttls else "no STARTTLS"
-        out.append(f"    the fake server {s.server} [{s.address}]:{s.port} saw: EHLO {s.ehlo}, {tls}, "
-                   f"{'accepted the message' if s.received else 'no message data'}")
+        out.append(
+            f"    the fake server {s.server} [{s.address}]:{s.port} saw: EHLO {s.ehlo}, {tls}, "
+            f"{'accepted the message' if s.received else 'no message data'}"
+        )
     return out
 
 

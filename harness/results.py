@@ -156,7 +156,12 @@ def compare(expect: Expect, observed: Observed) -> tuple[Check, ...]:
         checks.append(Check("tls", expect.tls, observed.tls, expect.tls == observed.tls))
     if expect.received is not None:
         checks.append(
-            Check("received", _yes(expect.received), _yes(observed.received), expect.received == observed.received)
+            Check(
+                "received",
+                _yes(expect.received),
+                _yes(observed.received),
+                expect.received == observed.received,
+            )
         )
     return tuple(checks)
 

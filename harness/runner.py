@@ -101,9 +101,9 @@ class Runner:
             self._images[release] = ensure_images(self.engine, release, progress=self.progress)
         return self._images[release]
 
-    def run(self, scenarios: Iterable[Scenario], *, select: Callable[[Scenario, Case], bool] | None = None) -> (
-        Iterator[CaseResult]
-    ):
+    def run(
+        self, scenarios: Iterable[Scenario], *, select: Callable[[Scenario, Case], bool] | None = None
+    ) -> Iterator[CaseResult]:
         """Run every case of every scenario (or those ``select`` keeps), yielding each result when it is done."""
         for scenario in scenarios:
             cases = [c for c in scenario.cases if select is None or select(scenario, c)]
@@ -196,15 +196,18 @@ class Runner:
         pod.start_peer(world.peer_files())
         assert pod.peer_log is not None and pod.postfix_log is not None
         if not pod.peer_log.wait_for(lambda ls: any('"ready"' in x or '"error"' in x for x in ls), STARTUP_TIMEOUT_S):
-            raise PodError(f"the peer did not report ready within {STARTUP_TIMEOUT_S:.0f} s ({pod.state()})",
-                           pod.peer_log.snapshot()[-20:])
+            raise PodError(
+                f"the peer did not report ready within {STARTUP_TIMEOUT_S:.0f} s ({pod.state()})",
+                pod.peer_log.snapshot()[-20:],
+            )
         errors = [x for x in pod.peer_log.snapshot() if '"event": "error"' in x or '"event":"error"' in x]
         if errors:
             raise PodError(f"the peer could not start the world: {errors[0]}", pod.peer_log.snapshot()[-20:])
         if not pod.postfix_log.wait_for(lambda ls: any("daemon started" in x for x in ls), STARTUP_TIMEOUT_S):
             raise PodError(
                 f"Postfix did not start within {STARTUP_TIMEOUT_S:.0f} s ({pod.state()}). Hint: a fatal line above "
-                "usually names the parameter", pod.postfix_log.snapshot()[-20:],
+                "usually names the parameter",
+                pod.postfix_log.snapshot()[-20:],
             )
 
     def _image_facts(self, pod: Pod, image: str) -> _ImageFacts:
@@ -215,7 +218,10 @@ class Runner:
         return self._facts[image]
 
     def _inject(self, pod: Pod, messages: list[Message], ids: list[str]) -> None:
-        files = {f"/run/mxharness/mail/{i}.eml": _rfc5322(m, mid) for i, (m, mid) in enumerate(zip(messages, ids))}
+        files = {
+            f"/run/mxharness/mail/{i}.eml": _rfc5322(m, mid)
+            for i, (m, mid) in enumerate(zip(messages, ids, strict=True))
+        }
         pod.put_postfix_files(files)
         # -N never: no DSN notification to the sender (it would be a second queue entry for example.test).
         commands = [
@@ -236,7 +242,7 @@ class Runner:
 
         if not pod.postfix_log.wait_for(all_decided, self.timeout_s):
             missing = [m.to for m, mid in zip(messages, ids, strict=True) if not tracker.first_attempt(mid, m.to)]
-            tail = pod.postfix_log.snapshot()[-25:] + ["--- peer events ---"] + pod.peer_log.snapshot()[-15:]
+            tail = [*pod.postfix_log.snapshot()[-25:], "--- peer events ---", *pod.peer_log.snapshot()[-15:]]
             raise CaseTimeout(
                 f"no first-attempt status for {', '.join(missing)} within {self.timeout_s:.0f} s ({pod.state()}). "
                 "Hint: see the last log lines; raise the limit with --timeout if the world is slow on purpose",
@@ -286,9 +292,7 @@ def _observed(
 ) -> Observed:
     d = attempt.delivery
     received = any(
-        m.get("message_id") == message_id and m.get("accepted")
-        for s in sessions
-        for m in _list(s.get("messages"))
+        m.get("message_id") == message_id and m.get("accepted") for s in sessions for m in _list(s.get("messages"))
     )
     server = _server_session(sessions, d.relay_address, d.relay_port, message_id)
     return Observed(
@@ -328,11 +332,10 @@ def _server_session(
         tls_version=tls.get("version"),
         cipher=tls.get("cipher"),
         sni=tls.get("sni"),
-        ehlo=s.get("ehlo") if isinstance(s.get("ehlo"), str) else None,
+        ehlo=str(s["ehlo"]) if isinstance(s.get("ehlo"), str) else None,
         received=bool(took),
     )
 
 
 def _list(value: object) -> list[dict[str, object]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-

@@ -15,7 +15,7 @@ import difflib
 import ipaddress
 import types
 import typing
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,7 +157,8 @@ def _yaml() -> YAML:
 def _validate(tree: Any, file: str, *, first_line: int | None) -> Scenario:
     if not isinstance(tree, Mapping):
         found = "an empty file" if tree is None else _kind(tree)
-        raise ScenarioError(ScenarioIssue(file, first_line, "", f"a scenario is a mapping of keys, found {found}"))
+        message = f"a scenario is a mapping of keys, found {found}"
+        raise ScenarioError(ScenarioIssue(file, first_line, "", message))
     data = _plain(tree)
     issues: list[ScenarioIssue] = []
     try:
@@ -302,9 +303,11 @@ def _issue_from_pydantic(err: Any, tree: Any, file: str) -> ScenarioIssue:
 
 def _yaml_key(part: Any) -> str | int:
     """pydantic locations use field names; the user wrote the YAML alias."""
-    return {"main_cf": "main.cf", "master_cf": "master.cf", "from_": "from"}.get(part, part) if isinstance(
-        part, str
-    ) else part
+    return (
+        {"main_cf": "main.cf", "master_cf": "master.cf", "from_": "from"}.get(part, part)
+        if isinstance(part, str)
+        else part
+    )
 
 
 def _allowed_keys(loc: Path_) -> list[str]:
@@ -392,7 +395,10 @@ def _check_references(s: Scenario, unchecked: _Unchecked) -> Iterator[tuple[Path
     for name, ca in cas.items():
         yield from _check_dn(("pki", "cas", name, "subject"), ca.subject, pki)
         if ca.issuer is not None and no_ca(ca.issuer):
-            yield ("pki", "cas", name, "issuer"), f"no CA named {ca.issuer!r} in pki.cas{_near(ca.issuer, cas)}"
+            yield (
+                ("pki", "cas", name, "issuer"),
+                f"no CA named {ca.issuer!r} in pki.cas{_near(ca.issuer, cas)}",
+            )
         yield from _check_dates(("pki", "cas", name), ca.not_before, ca.not_after, now, pki)
     for name in _issuer_cycles(s):
         yield ("pki", "cas", name, "issuer"), f"CA {name!r} is its own issuer through a cycle of issuers"
@@ -403,6 +409,8 @@ def _check_references(s: Scenario, unchecked: _Unchecked) -> Iterator[tuple[Path
         yield from _check_leaf_names(("pki", "certs", name), cert, pki)
         yield from _check_dates(("pki", "certs", name), cert.not_before, cert.not_after, now, pki)
 
+    yield from _same_names("dns", s.dns, _fqdn, "owner names are case-insensitive, trailing dot optional")
+    yield from _same_names("servers", s.servers, _host_key, "host names are case-insensitive, [ ] optional")
     owners = {_fqdn(n) for n in s.dns}
     with_address = {_fqdn(n) for n, node in s.dns.items() if node.A or node.AAAA}
     for owner, node in s.dns.items():
@@ -471,6 +479,22 @@ def _check_leaf_names(loc: Path_, cert: CertSpec, pki: Any) -> Iterator[tuple[Pa
         yield (*loc, "san"), "no DNS name in `san` to take the subject from. Hint: add `cn:` or a DNS name"
 
 
+def _same_names(section: str, names: Iterable[str], key: Callable[[str], str], why: str) -> Iterator[tuple[Path_, str]]:
+    """Entries that are one name (``Example.com`` and ``example.com.``): the second would shadow the first."""
+    first: dict[str, str] = {}
+    for name in names:
+        if key(name) in first:
+            yield (
+                (section, name),
+                f"{name!r} is the same name as {first[key(name)]!r} ({why}). Hint: merge them",
+            )
+        first.setdefault(key(name), name)
+
+
+def _host_key(host: str) -> str:
+    return str(ipaddress.ip_address(host.strip("[]"))) if _is_ip(host) else _fqdn(host)
+
+
 def _check_dn(loc: Path_, text: str, pki: Any) -> Iterator[tuple[Path_, str]]:
     try:
         pki.parse_dn(text)
@@ -478,9 +502,9 @@ def _check_dn(loc: Path_, text: str, pki: Any) -> Iterator[tuple[Path_, str]]:
         yield loc, str(exc)
 
 
-def _check_dates(loc: Path_, not_before: str | None, not_after: str | None, now: datetime, pki: Any) -> Iterator[
-    tuple[Path_, str]
-]:
+def _check_dates(
+    loc: Path_, not_before: str | None, not_after: str | None, now: datetime, pki: Any
+) -> Iterator[tuple[Path_, str]]:
     parsed: dict[str, datetime] = {}
     for key, value in (("not_before", not_before), ("not_after", not_after)):
         if value is None:

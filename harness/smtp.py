@@ -121,9 +121,7 @@ def server_tls_context(cert_chain_file: str, key_file: str) -> ssl.SSLContext:
     return context
 
 
-def _record_sni(
-    ssl_object: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _ctx: ssl.SSLContext
-) -> None:
+def _record_sni(ssl_object: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _ctx: ssl.SSLContext) -> None:
     # Called during the handshake with the very SSLObject the transport keeps, so the name can be read back
     # from it once the handshake is done.
     setattr(ssl_object, _SNI_ATTRIBUTE, server_name)
@@ -585,9 +583,7 @@ class SmtpController:
             self._thread = None
             if isinstance(error, SmtpServerError):
                 raise error
-            raise SmtpServerError(
-                f"SMTP endpoints failed to start: {error!r}. Hint: see the cause below."
-            ) from error
+            raise SmtpServerError(f"SMTP endpoints failed to start: {error!r}. Hint: see the cause below.") from error
 
     def _run(self) -> None:
         # asyncio.Runner closes the loop as asyncio.run() does: leftover tasks cancelled, generators and the

@@ -92,9 +92,7 @@ def build_world(scenario: Scenario, *, now: datetime | None = None) -> World:
         targets = [_canonical(host)] if _is_ip(host) else addresses.get(_fqdn(host), [])
         for address in targets:
             for port in spec.ports:
-                servers.append(
-                    {"host": host, "address": address, "port": port, "cert_chain": chain, "key": key}
-                )
+                servers.append({"host": host, "address": address, "port": port, "cert_chain": chain, "key": key})
     roots = tuple(name for name, ca in scenario.pki.cas.items() if ca.issuer is None)
     return World(pki=pki, addresses=addresses, records=records, servers=servers, root_cas=roots, files=files)
 
@@ -107,15 +105,25 @@ def _issue(scenario: Scenario, now: datetime) -> Pki:
         for name, ca in list(pending.items()):
             if ca.issuer is None or ca.issuer in done:
                 pki.add_ca(
-                    name, subject=ca.subject, issuer=ca.issuer, key=ca.key,
-                    not_before=ca.not_before, not_after=ca.not_after,
+                    name,
+                    subject=ca.subject,
+                    issuer=ca.issuer,
+                    key=ca.key,
+                    not_before=ca.not_before,
+                    not_after=ca.not_after,
                 )
                 done.add(name)
                 del pending[name]
     for name, cert in scenario.pki.certs.items():
         pki.add_cert(
-            name, issuer=cert.issuer, san=cert.san, subject=cert.subject, cn=cert.cn, key=cert.key,
-            not_before=cert.not_before, not_after=cert.not_after,
+            name,
+            issuer=cert.issuer,
+            san=cert.san,
+            subject=cert.subject,
+            cn=cert.cn,
+            key=cert.key,
+            not_before=cert.not_before,
+            not_after=cert.not_after,
         )
     return pki
 
@@ -126,7 +134,10 @@ def _addresses(scenario: Scenario) -> dict[str, list[str]]:
     written = [v for node in scenario.dns.values() for v in (node.A or []) + (node.AAAA or []) if v != "auto"]
     used = {_canonical(v) for v in written}
     used |= {_canonical(h) for h in scenario.servers if _is_ip(h)}
-    pools = {4: (str(a) for a in AUTO_V4.hosts() if int(a) & 0xFF >= 10), 6: (str(a) for a in AUTO_V6.hosts())}
+    pools = {
+        4: (str(a) for a in AUTO_V4.hosts() if int(a) & 0xFF >= 10),
+        6: (str(a) for a in AUTO_V6.hosts()),
+    }
     out: dict[str, list[str]] = {}
     for owner, node in scenario.dns.items():
         addrs: list[str] = []

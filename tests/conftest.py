@@ -28,11 +28,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _docker_outcomes["skipped"]:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter:
-            reporter.write_line(f"CI: {_docker_outcomes['skipped']} docker test(s) were skipped: that is a failure",
-                                red=True)
+            reporter.write_line(
+                f"CI: {_docker_outcomes['skipped']} docker test(s) were skipped: that is a failure", red=True
+            )
     elif _docker_outcomes["passed"] + _docker_outcomes["failed"] == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter:
             reporter.write_line("CI: no docker (real Postfix) test ran: that is a failure", red=True)
+
 
 pytest_plugins = ["pytester"]

@@ -55,9 +55,11 @@ def test_pytest_collects_cases_and_reports_failures_in_postfix_terms(pytester: p
     pytester.makefile(".yaml", good=SCENARIO, bad=WRONG.replace("cli-check", "cli-check-wrong"))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([
-        "*bad.yaml::verified FAILED*",
-        "*good.yaml::verified PASSED*",
-        "*FAIL status: expected 'deferred', observed 'sent'*",
-        "*Verified TLS connection established to mx.example.net*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*bad.yaml::verified FAILED*",
+            "*good.yaml::verified PASSED*",
+            "*FAIL status: expected 'deferred', observed 'sent'*",
+            "*Verified TLS connection established to mx.example.net*",
+        ]
+    )

@@ -30,8 +30,11 @@ def test_yaml_example_runs_and_meets_its_expectations(doc: str, text: str, mxhar
     scenario = scenario_from_dict(YAML(typ="safe").load(text), source=f"{doc} example")
     results = list(mxharness_runner.run([scenario]))
     assert len(results) == len(scenario.cases)
-    failed = [f"{r.case}: {r.error or [c for rr in r.recipients for c in rr.checks if not c.ok]}"
-              for r in results if not r.passed]
+    failed = [
+        f"{r.case}: {r.error or [c for rr in r.recipients for c in rr.checks if not c.ok]}"
+        for r in results
+        if not r.passed
+    ]
     assert not failed, failed
 
 

@@ -18,10 +18,14 @@ def world(**postfix: Any) -> dict[str, Any]:
     return {
         "name": "pod-behaviour",
         "pki": {
-            "cas": {"lab-root": {"subject": "/O=Lab/CN=Lab Root", "key": "ec256"},
-                    "other-root": {"subject": "/O=Elsewhere/CN=Other Root", "key": "ec256"}},
-            "certs": {"mx": {"issuer": "lab-root", "san": ["mx.example.net"], "key": "ec256"},
-                      "mx6": {"issuer": "lab-root", "san": ["mx.v6.example"], "key": "ec256"}},
+            "cas": {
+                "lab-root": {"subject": "/O=Lab/CN=Lab Root", "key": "ec256"},
+                "other-root": {"subject": "/O=Elsewhere/CN=Other Root", "key": "ec256"},
+            },
+            "certs": {
+                "mx": {"issuer": "lab-root", "san": ["mx.example.net"], "key": "ec256"},
+                "mx6": {"issuer": "lab-root", "san": ["mx.v6.example"], "key": "ec256"},
+            },
         },
         "dns": {
             "example.net": {"MX": "10 mx.example.net"},
@@ -31,7 +35,11 @@ def world(**postfix: Any) -> dict[str, Any]:
             "v6.example": {"MX": "10 mx.v6.example"},
             "mx.v6.example": {"AAAA": "auto"},
         },
-        "servers": {"mx.example.net": {"cert": "mx"}, "mx.plain.example": {}, "mx.v6.example": {"cert": "mx6"}},
+        "servers": {
+            "mx.example.net": {"cert": "mx"},
+            "mx.plain.example": {},
+            "mx.v6.example": {"cert": "mx6"},
+        },
         "postfix": postfix,
         "cases": [],
     }
@@ -50,8 +58,12 @@ def test_verify_with_trusted_root_delivers_and_untrusted_root_defers(run_scenari
     data = world(**{"main.cf": {"smtp_tls_security_level": "verify"}})
     data["cases"] = [
         case("trusted", "a@example.net", {"status": "sent", "tls": "Verified", "received": True}),
-        case("untrusted", "a@example.net",
-             {"status": "deferred", "dsn": "4.7.5", "tls": "Untrusted", "received": False}, trust=["other-root"]),
+        case(
+            "untrusted",
+            "a@example.net",
+            {"status": "deferred", "dsn": "4.7.5", "tls": "Untrusted", "received": False},
+            trust=["other-root"],
+        ),
     ]
     trusted, untrusted = run_scenario(data)
     assert trusted.passed, trusted
@@ -70,7 +82,12 @@ def test_trust_installed_in_a_capath_with_hash_links(run_scenario: Any) -> None:
     data = world(**{"main.cf": {"smtp_tls_security_level": "secure", "smtp_tls_CApath": "/etc/postfix/rootcas/"}})
     data["cases"] = [
         case("capath-trusted", "a@example.net", {"status": "sent", "tls": "Verified"}),
-        case("capath-other-root", "a@example.net", {"status": "deferred", "tls": "Untrusted"}, trust=["other-root"]),
+        case(
+            "capath-other-root",
+            "a@example.net",
+            {"status": "deferred", "tls": "Untrusted"},
+            trust=["other-root"],
+        ),
     ]
     results = run_scenario(data)
     assert [r.passed for r in results] == [True, True], results
@@ -79,12 +96,23 @@ def test_trust_installed_in_a_capath_with_hash_links(run_scenario: Any) -> None:
 def test_plaintext_server_at_may_sends_without_tls_and_encrypt_defers(run_scenario: Any) -> None:
     data = world()
     data["cases"] = [
-        case("may-plaintext", "a@plain.example", {"status": "sent", "tls": "none", "received": True},
-             **{"main.cf": {"smtp_tls_security_level": "may"}}),
-        case("encrypt-not-offered", "a@plain.example",
-             {"status": "deferred", "dsn": "4.7.4", "reason": "TLS is required, but was not offered by host",
-              "received": False},
-             **{"main.cf": {"smtp_tls_security_level": "encrypt"}}),
+        case(
+            "may-plaintext",
+            "a@plain.example",
+            {"status": "sent", "tls": "none", "received": True},
+            **{"main.cf": {"smtp_tls_security_level": "may"}},
+        ),
+        case(
+            "encrypt-not-offered",
+            "a@plain.example",
+            {
+                "status": "deferred",
+                "dsn": "4.7.4",
+                "reason": "TLS is required, but was not offered by host",
+                "received": False,
+            },
+            **{"main.cf": {"smtp_tls_security_level": "encrypt"}},
+        ),
     ]
     results = run_scenario(data)
     assert [r.passed for r in results] == [True, True], results
@@ -94,12 +122,21 @@ def test_plaintext_server_at_may_sends_without_tls_and_encrypt_defers(run_scenar
 def test_master_cf_transport_and_texthash_map(run_scenario: Any) -> None:
     # A transport of its own in master.cf (-o smtp_tls_security_level=encrypt), chosen by a transport map.
     master = "tlsout unix - - n - - smtp\n  -o smtp_tls_security_level=encrypt\n"
-    data = world(**{"master.cf": master, "main.cf": {"transport_maps": "texthash:/etc/postfix/transport"},
-                    "maps": {"/etc/postfix/transport": "plain.example tlsout:\n"}})
+    data = world(
+        **{
+            "master.cf": master,
+            "main.cf": {"transport_maps": "texthash:/etc/postfix/transport"},
+            "maps": {"/etc/postfix/transport": "plain.example tlsout:\n"},
+        }
+    )
     data["cases"] = [
         case("transport-encrypt-defers", "a@plain.example", {"status": "deferred", "dsn": "4.7.4"}),
-        case("default-transport-sends", "a@plain.example", {"status": "sent", "tls": "none"},
-             maps={"/etc/postfix/transport": "# nothing routed\n"}),
+        case(
+            "default-transport-sends",
+            "a@plain.example",
+            {"status": "sent", "tls": "none"},
+            maps={"/etc/postfix/transport": "# nothing routed\n"},
+        ),
     ]
     results = run_scenario(data)
     assert [r.passed for r in results] == [True, True], results
@@ -110,10 +147,19 @@ def test_indexed_policy_maps_are_built_with_postmap(run_scenario: Any) -> None:
         data = world(**{"main.cf": {"smtp_tls_policy_maps": f"{kind}:/etc/postfix/tls_policy"}})
         data["name"] = f"map-{kind}"
         data["cases"] = [
-            case("policy-secure-untrusted", "a@example.net", {"status": "deferred", "dsn": "4.7.5"},
-                 trust=["other-root"], maps={"/etc/postfix/tls_policy": "example.net secure\n"}),
-            case("policy-none", "a@example.net", {"status": "sent", "tls": "none"},
-                 maps={"/etc/postfix/tls_policy": "example.net none\n"}),
+            case(
+                "policy-secure-untrusted",
+                "a@example.net",
+                {"status": "deferred", "dsn": "4.7.5"},
+                trust=["other-root"],
+                maps={"/etc/postfix/tls_policy": "example.net secure\n"},
+            ),
+            case(
+                "policy-none",
+                "a@example.net",
+                {"status": "sent", "tls": "none"},
+                maps={"/etc/postfix/tls_policy": "example.net none\n"},
+            ),
         ]
         results = run_scenario(data)
         assert [r.passed for r in results] == [True, True], (kind, results)
@@ -124,9 +170,12 @@ def test_ipv6_only_mx_host_is_reached_on_the_pod_loopback(run_scenario: Any) -> 
     data["cases"] = [
         case("v6-verified", "a@v6.example", {"status": "sent", "tls": "Verified"}),
         # Observed on 3.7.11: "no MX host for v6.example has a valid address record", then a bounce.
-        case("v6-ipv4-only-postfix", "a@v6.example",
-             {"status": "bounced", "dsn": "5.4.4", "reason": "type=A: Host found but no data record"},
-             **{"main.cf": {"inet_protocols": "ipv4"}}),
+        case(
+            "v6-ipv4-only-postfix",
+            "a@v6.example",
+            {"status": "bounced", "dsn": "5.4.4", "reason": "type=A: Host found but no data record"},
+            **{"main.cf": {"inet_protocols": "ipv4"}},
+        ),
     ]
     v6, v4only = run_scenario(data)
     assert v6.passed, v6
@@ -138,8 +187,11 @@ def test_unknown_domain_is_nxdomain_and_nothing_leaves_the_pod(run_scenario: Any
     # Hermetic: a real-world domain absent from the scenario gets NXDOMAIN from the fake DNS.
     data = world()
     data["cases"] = [
-        case("real-world-domain", "someone@gmail.com",
-             {"status": "bounced", "dsn": "5.4.4", "relay": "none", "reason": "Host or domain name not found"}),
+        case(
+            "real-world-domain",
+            "someone@gmail.com",
+            {"status": "bounced", "dsn": "5.4.4", "relay": "none", "reason": "Host or domain name not found"},
+        ),
         case("known-domain", "someone@plain.example", {"status": "sent", "relay": "mx.plain.example"}),
     ]
     results = run_scenario(data)
@@ -160,8 +212,12 @@ def test_a_wrong_expectation_fails_with_expected_and_observed(run_scenario: Any)
 def test_a_message_that_never_gets_a_status_times_out_with_the_log_tail(mxharness_runner: Runner) -> None:
     from harness.scenario import scenario_from_dict
 
-    data = world(**{"main.cf": {"header_checks": "regexp:/etc/postfix/header_checks"},
-                    "maps": {"/etc/postfix/header_checks": "/^Subject:/ HOLD\n"}})
+    data = world(
+        **{
+            "main.cf": {"header_checks": "regexp:/etc/postfix/header_checks"},
+            "maps": {"/etc/postfix/header_checks": "/^Subject:/ HOLD\n"},
+        }
+    )
     data["cases"] = [case("held", "a@example.net", {"status": "sent"})]
     quick = Runner(engine=mxharness_runner.engine, timeout_s=3)
     (result,) = list(quick.run([scenario_from_dict(data)]))
@@ -185,5 +241,6 @@ def test_no_container_is_left_after_cases(mxharness_runner: Runner, run_scenario
     data["cases"] = [case("one", "a@plain.example", {"status": "sent"})]
     run_scenario(copy.deepcopy(data))
     left = mxharness_runner.engine.client.containers.list(
-        all=True, filters={"label": f"{RUN_LABEL}={mxharness_runner.run_id}"})
+        all=True, filters={"label": f"{RUN_LABEL}={mxharness_runner.run_id}"}
+    )
     assert left == []

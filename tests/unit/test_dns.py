@@ -85,9 +85,7 @@ def test_a_and_aaaa_queries_answer_their_addresses(server: DnsServer, tcp: bool)
 
 
 def test_txt_and_tlsa_queries_answer_their_data(server: DnsServer) -> None:
-    assert rdatas(ask(server, "fastmail.fm", "TXT"), "TXT") == [
-        '"v=spf1 include:spf.messagingengine.com ?all"'
-    ]
+    assert rdatas(ask(server, "fastmail.fm", "TXT"), "TXT") == ['"v=spf1 include:spf.messagingengine.com ?all"']
     tlsa = rdatas(ask(server, "_25._tcp.in1-smtp.messagingengine.com", "TLSA"), "TLSA")
     assert tlsa == [f"3 1 1 {TLSA_HEX.upper()}"]
 
@@ -179,9 +177,7 @@ def test_edns_query_gets_an_opt_record_back(server: DnsServer) -> None:
 
 
 @both
-def test_each_query_is_reported_as_a_dns_event(
-    server: DnsServer, events: list[dict[str, Any]], tcp: bool
-) -> None:
+def test_each_query_is_reported_as_a_dns_event(server: DnsServer, events: list[dict[str, Any]], tcp: bool) -> None:
     ask(server, "FastMail.fm", "MX", tcp=tcp, ad=True)
     ask(server, "nope.example", "A", tcp=tcp)
     mx, nx = events

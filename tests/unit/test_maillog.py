@@ -240,9 +240,7 @@ def test_long_queue_id() -> None:
 
 
 def test_anvil_statistics_is_not_a_queue_line() -> None:
-    assert (
-        type(_parse(_log("anvil[9]: statistics: max connection rate 1/60s for (smtp:192.0.2.1)")[0])) is Other
-    )
+    assert type(_parse(_log("anvil[9]: statistics: max connection rate 1/60s for (smtp:192.0.2.1)")[0])) is Other
 
 
 @pytest.mark.parametrize(
@@ -330,9 +328,7 @@ def test_delivery_reason_is_the_final_parenthesised_text(rest: str, reason: str)
          "no matching DANE TLSA records"),
     ],
 )  # fmt: skip
-def test_certificate_verification_failures(
-    message: str, depth: int | None, num: int | None, reason: str
-) -> None:
+def test_certificate_verification_failures(message: str, depth: int | None, num: int | None, reason: str) -> None:
     event = _parse(_log(f"smtp[110]: {message}")[0])
     assert isinstance(event, CertVerifyFailure)
     assert (event.peer_host, event.peer_address, event.peer_port) == (
@@ -344,9 +340,7 @@ def test_certificate_verification_failures(
 
 
 def test_tls_established_from_a_client() -> None:
-    event = _parse(
-        _log("smtpd[9]: Anonymous TLS connection established from client.test[192.0.2.5]: " + TLS13)[0]
-    )
+    event = _parse(_log("smtpd[9]: Anonymous TLS connection established from client.test[192.0.2.5]: " + TLS13)[0])
     assert isinstance(event, TlsEstablished)
     assert (event.level, event.direction, event.peer_port, event.protocol) == (
         "Anonymous",
@@ -394,9 +388,7 @@ DEFERRED = (
          "Trusted", 1),
     ],
 )  # fmt: skip
-def test_secure_level_deferral_per_release(
-    release: str, session: list[str], level: str, failures: int
-) -> None:
+def test_secure_level_deferral_per_release(release: str, session: list[str], level: str, failures: int) -> None:
     tracker = _tracker(_injected("B1A2C3D4E5", "m1@mxharness.test", release) + _log(*session, DEFERRED))
     attempt = tracker.first_attempt("<m1@mxharness.test>", "User@Fastmail.FM")
     assert attempt is not None and tracker.version == release
@@ -508,9 +500,7 @@ def test_two_mx_both_fail_defers_via_the_second() -> None:
 
 
 def test_first_attempt_is_kept_over_retries() -> None:
-    retry = (
-        f"smtp[130]: B1A2C3D4E5: to=<user@fastmail.fm>, relay={IN1}, delay=300, delays=299/0/0.5/0.5, {SENT}"
-    )
+    retry = f"smtp[130]: B1A2C3D4E5: to=<user@fastmail.fm>, relay={IN1}, delay=300, delays=299/0/0.5/0.5, {SENT}"
     tracker = _tracker(
         _injected("B1A2C3D4E5", "m1")
         + _log(DEFERRED, f"smtp[130]: Verified TLS connection established to {IN1}: {TLS13}", retry)
@@ -547,10 +537,7 @@ def test_interleaved_smtp_processes_are_told_apart() -> None:
         )
     )
     tracker = _tracker(lines)
-    a, b, c = (
-        tracker.first_attempt(m, r)
-        for m, r in [("a@x", "u@a.test"), ("b@x", "v@b.test"), ("c@x", "w@a.test")]
-    )
+    a, b, c = (tracker.first_attempt(m, r) for m, r in [("a@x", "u@a.test"), ("b@x", "v@b.test"), ("c@x", "w@a.test")])
     assert a is not None and b is not None and c is not None
     assert (a.tls_level, a.verify_failures) == ("Verified", [])
     assert (b.tls_level, [f.num for f in b.verify_failures]) == ("Untrusted", [62])

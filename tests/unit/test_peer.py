@@ -90,9 +90,7 @@ class Peer:
             try:
                 line = self.lines.get(timeout=STARTUP_TIMEOUT_S)
             except queue.Empty:
-                raise AssertionError(
-                    f"no {name!r} event within {STARTUP_TIMEOUT_S} s; got {self.seen}"
-                ) from None
+                raise AssertionError(f"no {name!r} event within {STARTUP_TIMEOUT_S} s; got {self.seen}") from None
             if line is None:
                 raise AssertionError(f"peer exited before a {name!r} event; got {self.seen}")
             self.seen.append(line)
@@ -136,9 +134,7 @@ def run_peer() -> Iterator[Any]:
         peer.close()
 
 
-def test_peer_serves_dns_and_smtp_then_stops_on_sigterm(
-    world_dir: Path, ca: trustme.CA, run_peer: Any
-) -> None:
+def test_peer_serves_dns_and_smtp_then_stops_on_sigterm(world_dir: Path, ca: trustme.CA, run_peer: Any) -> None:
     spec_path = world_dir / "world.json"
     spec_path.write_text(world().to_json())
     peer = run_peer(spec_path)
@@ -197,9 +193,7 @@ def test_peer_imports_no_host_side_dependency() -> None:
         "or (m.startswith('harness.') and m not in {'harness.errors', 'harness.dns', 'harness.smtp', "
         "'harness.peer'})))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
 
@@ -239,9 +233,7 @@ def test_world_spec_reads_the_documented_layout(tmp_path: Path) -> None:
     spec = WorldSpec.from_json(text)
     assert spec.dns.records == (Record("fastmail.fm", "MX", f"10 {MX}"),)
     tls, plain = (server.endpoint(tmp_path) for server in spec.servers)
-    assert tls.cert_chain_file == str(tmp_path / "tls/me.pem") and tls.key_file == str(
-        tmp_path / "tls/me.key"
-    )
+    assert tls.cert_chain_file == str(tmp_path / "tls/me.pem") and tls.key_file == str(tmp_path / "tls/me.key")
     assert plain.cert_chain_file is None and not plain.tls
 
 

@@ -217,14 +217,9 @@ def test_leaf_profile_and_chain(pki: Pki) -> None:
     extensions = leaf.certificate.extensions
     assert not extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     assert extensions.get_extension_for_class(x509.KeyUsage).value.key_encipherment  # RSA
+    assert x509.oid.ExtendedKeyUsageOID.SERVER_AUTH in extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert (
-        x509.oid.ExtendedKeyUsageOID.SERVER_AUTH
-        in extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    )
-    assert (
-        extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-            x509.DNSName
-        )
+        extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
         == LEAF_SAN
     )
     assert _aki(leaf.certificate) == _ski(inter.certificate)

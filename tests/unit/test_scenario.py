@@ -20,9 +20,7 @@ from harness.scenario import load_scenario, load_scenarios, scenario_files, scen
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMAT_DOC = ROOT / "docs" / "scenario-format.md"
-YAML_BLOCKS = re.findall(
-    r"^```yaml\n(.*?)^```", FORMAT_DOC.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL
-)
+YAML_BLOCKS = re.findall(r"^```yaml\n(.*?)^```", FORMAT_DOC.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
 SCENARIO_FILES = sorted((ROOT / "scenarios").rglob("*.yaml"))
 
 # A valid scenario that the error tests change one place of. Line numbers matter: keep it in sync with them.
@@ -139,9 +137,7 @@ def test_scenario_files_finds_yaml_and_yml_recursively_sorted(tmp_path: Path) ->
 
 
 def test_a_missing_path_is_an_error_with_a_hint(tmp_path: Path) -> None:
-    with pytest.raises(
-        ScenarioError, match=r"nope\.yaml: no such file or folder\. Hint: give a scenario file"
-    ):
+    with pytest.raises(ScenarioError, match=r"nope\.yaml: no such file or folder\. Hint: give a scenario file"):
         scenario_files([tmp_path / "nope.yaml"])
 
 
@@ -272,9 +268,7 @@ def test_an_unknown_top_level_key_suggests_the_closest(problems: Problems) -> No
 
 
 def test_an_unknown_key_in_a_certificate_suggests_the_closest(problems: Problems) -> None:
-    assert problems(
-        changed("san: [mx1.example.com], key: ec256}", "san: [mx1.example.com], kye: ec256}")
-    ) == [
+    assert problems(changed("san: [mx1.example.com], key: ec256}", "san: [mx1.example.com], kye: ec256}")) == [
         "s.yaml:7: pki.certs.mx1.kye: unknown key 'kye' (did you mean 'key'?). "
         "Allowed here: cn, issuer, key, not_after, not_before, san, subject"
     ]
@@ -297,8 +291,7 @@ def test_an_unknown_key_in_expect_suggests_the_closest(problems: Problems) -> No
 def test_an_unknown_key_without_a_close_one_lists_the_allowed_keys(problems: Problems) -> None:
     [problem] = problems(changed("key: ec256}\n    inter", "key: ec256, colour: red}\n    inter"))
     assert problem == (
-        "s.yaml:4: pki.cas.root.colour: unknown key 'colour'. "
-        "Allowed here: issuer, key, not_after, not_before, subject"
+        "s.yaml:4: pki.cas.root.colour: unknown key 'colour'. Allowed here: issuer, key, not_after, not_before, subject"
     )
 
 
@@ -338,15 +331,14 @@ def test_a_recipient_that_is_not_an_address_is_an_error(problems: Problems) -> N
 
 
 def test_a_key_type_outside_the_list_is_an_error(problems: Problems) -> None:
-    assert problems(
-        changed("san: [mx1.example.com], key: ec256}", "san: [mx1.example.com], key: ec521}")
-    ) == ["s.yaml:7: pki.certs.mx1.key: expected 'rsa2048', 'rsa4096', 'ec256' or 'ec384', found 'ec521'"]
+    assert problems(changed("san: [mx1.example.com], key: ec256}", "san: [mx1.example.com], key: ec521}")) == [
+        "s.yaml:7: pki.certs.mx1.key: expected 'rsa2048', 'rsa4096', 'ec256' or 'ec384', found 'ec521'"
+    ]
 
 
 def test_a_certificate_without_any_name_is_an_error(problems: Problems) -> None:
     assert problems(changed("san: [mx1.example.com], key: ec256}", "key: ec256}")) == [
-        "s.yaml:7: pki.certs.mx1: a certificate needs `san`, `subject` or `cn`. "
-        "Hint: add `san: [mx.example.com]`"
+        "s.yaml:7: pki.certs.mx1: a certificate needs `san`, `subject` or `cn`. Hint: add `san: [mx.example.com]`"
     ]
 
 
@@ -386,25 +378,18 @@ def test_an_rfc4514_dn_is_an_error_with_a_hint(problems: Problems) -> None:
 def test_a_bad_date_is_an_error(problems: Problems) -> None:
     [problem] = problems(changed("key: ec256}\n    inter", "key: ec256, not_before: yesterday}\n    inter"))
     assert problem.startswith(
-        "s.yaml:4: pki.cas.root.not_before: bad date 'yesterday': not an ISO date/date-time nor an offset. "
-        "Hint:"
+        "s.yaml:4: pki.cas.root.not_before: bad date 'yesterday': not an ISO date/date-time nor an offset. Hint:"
     )
 
 
 def test_a_bad_offset_is_an_error(problems: Problems) -> None:
-    [problem] = problems(
-        changed("san: [mx1.example.com], key: ec256}", "san: [mx1.example.com], not_after: +3y}")
-    )
+    [problem] = problems(changed("san: [mx1.example.com], key: ec256}", "san: [mx1.example.com], not_after: +3y}"))
     assert problem.startswith("s.yaml:7: pki.certs.mx1.not_after: bad date '+3y'")
 
 
 def test_not_after_before_not_before_is_an_error(problems: Problems) -> None:
-    text = changed(
-        "san: [mx1.example.com], key: ec256}", "san: [mx1.example.com], not_before: +1d, not_after: -1d}"
-    )
-    assert problems(text) == [
-        "s.yaml:7: pki.certs.mx1.not_after: not_after (-1d) is not later than not_before (+1d)"
-    ]
+    text = changed("san: [mx1.example.com], key: ec256}", "san: [mx1.example.com], not_before: +1d, not_after: -1d}")
+    assert problems(text) == ["s.yaml:7: pki.certs.mx1.not_after: not_after (-1d) is not later than not_before (+1d)"]
 
 
 def test_an_invalid_ipv4_address_is_an_error(problems: Problems) -> None:
@@ -458,8 +443,7 @@ def test_tlsa_hex_data_may_use_any_selector_and_matching_type(load: Load) -> Non
 
 def test_a_relative_map_path_is_an_error_with_a_hint(problems: Problems) -> None:
     assert problems(changed("  trust: [root]\n", "  maps:\n    tls_policy: 'example.com secure'\n")) == [
-        "s.yaml:16: postfix.maps: map path 'tls_policy' is not absolute. "
-        "Hint: write `/etc/postfix/tls_policy`"
+        "s.yaml:16: postfix.maps: map path 'tls_policy' is not absolute. Hint: write `/etc/postfix/tls_policy`"
     ]
 
 
@@ -515,8 +499,7 @@ def test_an_unknown_certificate_issuer_suggests_the_closest(problems: Problems) 
 
 def test_an_unknown_server_certificate_suggests_the_closest(problems: Problems) -> None:
     assert problems(changed("{cert: mx1}", "{cert: mx}")) == [
-        "s.yaml:14: servers[\"mx1.example.com\"].cert: no certificate named 'mx' in pki.certs "
-        "(did you mean 'mx1'?)"
+        "s.yaml:14: servers[\"mx1.example.com\"].cert: no certificate named 'mx' in pki.certs (did you mean 'mx1'?)"
     ]
 
 
@@ -564,9 +547,7 @@ def test_a_server_keyed_by_an_owner_with_only_an_mx_says_so(problems: Problems) 
 
 
 def test_servers_keyed_by_ip_literals_need_no_dns(load: Load) -> None:
-    scenario = load(
-        changed("{cert: mx1}", "{cert: mx1}\n  192.0.2.99: {}\n  '[2001:db8::99]': {ports: [25, 2525]}")
-    )
+    scenario = load(changed("{cert: mx1}", "{cert: mx1}\n  192.0.2.99: {}\n  '[2001:db8::99]': {ports: [25, 2525]}"))
     assert set(scenario.servers) == {"mx1.example.com", "192.0.2.99", "[2001:db8::99]"}
 
 
@@ -581,8 +562,7 @@ def test_a_tlsa_cert_reference_to_an_unknown_certificate_is_an_error(problems: P
 def test_a_tlsa_ca_reference_to_an_unknown_ca_is_an_error(problems: Problems) -> None:
     text = VALID.replace("servers:", "  _25._tcp.mx1.example.com:\n    TLSA: 2 0 1 ca:inters\nservers:")
     assert problems(text) == [
-        "s.yaml:14: dns[\"_25._tcp.mx1.example.com\"].TLSA: no CA named 'inters' in pki.cas "
-        "(did you mean 'inter'?)"
+        "s.yaml:14: dns[\"_25._tcp.mx1.example.com\"].TLSA: no CA named 'inters' in pki.cas (did you mean 'inter'?)"
     ]
 
 
@@ -600,16 +580,13 @@ def test_an_unknown_ca_in_a_case_trust_is_an_error(problems: Problems) -> None:
 
 def test_a_certificate_with_subject_and_cn_is_an_error(problems: Problems) -> None:
     text = changed("san: [mx1.example.com], key: ec256}", "subject: /CN=mx1, cn: mx1, key: ec256}")
-    assert problems(text) == [
-        "s.yaml:7: pki.certs.mx1.cn: both `subject` and `cn` given. Hint: give one of them"
-    ]
+    assert problems(text) == ["s.yaml:7: pki.certs.mx1.cn: both `subject` and `cn` given. Hint: give one of them"]
 
 
 def test_a_certificate_with_only_ip_sans_and_no_subject_is_an_error(problems: Problems) -> None:
     text = changed("san: [mx1.example.com], key: ec256}", "san: [192.0.2.1], key: ec256}")
     assert problems(text) == [
-        "s.yaml:7: pki.certs.mx1.san: no DNS name in `san` to take the subject from. "
-        "Hint: add `cn:` or a DNS name"
+        "s.yaml:7: pki.certs.mx1.san: no DNS name in `san` to take the subject from. Hint: add `cn:` or a DNS name"
     ]
 
 
@@ -631,14 +608,11 @@ def test_scenario_names_must_be_unique_across_files(tmp_path: Path, monkeypatch:
     with pytest.raises(ScenarioError) as caught:
         load_scenarios(["a.yaml", "b.yaml"])
     assert [str(i) for i in caught.value.issues] == [
-        "b.yaml:2: name: scenario name 'base' is also used by a.yaml. "
-        "Hint: scenario names are unique in a run"
+        "b.yaml:2: name: scenario name 'base' is also used by a.yaml. Hint: scenario names are unique in a run"
     ]
 
 
-def test_load_scenarios_reports_the_problems_of_every_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_load_scenarios_reports_the_problems_of_every_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     Path("a.yaml").write_text(changed("{cert: mx1}", "{cert: mx}"))
     Path("b.yaml").write_text("")
@@ -657,21 +631,16 @@ def test_every_problem_of_a_file_is_reported_in_one_error_in_file_order(problems
     found = problems(text)
     assert [p.split(":")[1] for p in found] == ["1", "2", "13", "22"]
     assert found[0].startswith("s.yaml:1: name: 'Base' does not have the required form")
-    assert found[1].startswith(
-        "s.yaml:2: descriptoin: unknown key 'descriptoin' (did you mean 'description'?)"
-    )
+    assert found[1].startswith("s.yaml:2: descriptoin: unknown key 'descriptoin' (did you mean 'description'?)")
     assert found[2].startswith("s.yaml:13: dns[\"mx1.example.com\"].A: '1.2.3' is not an IPv4 address")
-    assert found[3].startswith(
-        "s.yaml:22: cases[0].send[0].expect.dns: unknown key 'dns' (did you mean 'dsn'?)"
-    )
+    assert found[3].startswith("s.yaml:22: cases[0].send[0].expect.dns: unknown key 'dns' (did you mean 'dsn'?)")
 
 
 def test_schema_and_reference_problems_are_reported_together(problems: Problems) -> None:
     text = changed("{status: sent, tls: Verified}", "{status: sent, dns: 4.7.5}")
     text = text.replace("{cert: mx1}", "{cert: mx}")
     assert problems(text) == [
-        "s.yaml:14: servers[\"mx1.example.com\"].cert: no certificate named 'mx' in pki.certs "
-        "(did you mean 'mx1'?)",
+        "s.yaml:14: servers[\"mx1.example.com\"].cert: no certificate named 'mx' in pki.certs (did you mean 'mx1'?)",
         "s.yaml:21: cases[0].send[0].expect.dns: unknown key 'dns' (did you mean 'dsn'?). "
         "Allowed here: dsn, reason, received, relay, status, tls",
     ]
@@ -710,8 +679,7 @@ def test_scenario_from_dict_reports_schema_errors_without_a_line() -> None:
     [issue] = caught.value.issues
     assert issue.line is None
     assert str(issue) == (
-        "<dict>: servers[\"mx.example.com\"].crt: unknown key 'crt' (did you mean 'cert'?). "
-        "Allowed here: cert, ports"
+        "<dict>: servers[\"mx.example.com\"].crt: unknown key 'crt' (did you mean 'cert'?). Allowed here: cert, ports"
     )
 
 
@@ -745,4 +713,26 @@ def test_scenario_from_dict_reports_schema_and_reference_errors_together() -> No
         "name",
         'servers["mx.example.com"]',
         'servers["mx.example.com"].cert',
+    ]
+
+
+def test_two_dns_owners_that_are_one_name_are_an_error(problems: Problems) -> None:
+    assert problems(
+        changed(
+            "  mx1.example.com:\n    A: auto\n",
+            "  mx1.example.com:\n    A: auto\n  MX1.example.com.:\n    A: auto\n",
+        )
+    ) == [
+        "s.yaml:13: dns[\"MX1.example.com.\"]: 'MX1.example.com.' is the same name as 'mx1.example.com' "
+        "(owner names are case-insensitive, trailing dot optional). Hint: merge them"
+    ]
+
+
+def test_two_servers_that_are_one_host_are_an_error(problems: Problems) -> None:
+    text = changed("{cert: mx1}", "{cert: mx1}\n  Mx1.Example.com: {}\n  192.0.2.5: {}\n  '[192.0.2.5]': {}")
+    assert problems(text) == [
+        "s.yaml:15: servers[\"Mx1.Example.com\"]: 'Mx1.Example.com' is the same name as 'mx1.example.com' "
+        "(host names are case-insensitive, [ ] optional). Hint: merge them",
+        "s.yaml:17: servers[\"[192.0.2.5]\"]: '[192.0.2.5]' is the same name as '192.0.2.5' "
+        "(host names are case-insensitive, [ ] optional). Hint: merge them",
     ]

@@ -18,8 +18,7 @@ from harness.smtp import SmtpController, SmtpEndpoint, SmtpServerError
 
 MX = "mx1.example.com"
 MESSAGE = (
-    b"From: a@example.org\r\nTo: b@example.com\r\nMessage-ID: <abc.123@example.org>\r\n"
-    b"Subject: hi\r\n\r\nbody\r\n"
+    b"From: a@example.org\r\nTo: b@example.com\r\nMessage-ID: <abc.123@example.org>\r\nSubject: hi\r\n\r\nbody\r\n"
 )
 
 
@@ -53,9 +52,7 @@ def server(cert_files: tuple[str, str], events: list[dict[str, Any]]) -> Iterato
 
 @pytest.fixture
 def plain_server(events: list[dict[str, Any]]) -> Iterator[SmtpController]:
-    with SmtpController(
-        [SmtpEndpoint("plain.example", "127.0.0.1", 0)], on_event=events.append
-    ) as controller:
+    with SmtpController([SmtpEndpoint("plain.example", "127.0.0.1", 0)], on_event=events.append) as controller:
         yield controller
 
 
@@ -121,9 +118,7 @@ def test_starttls_against_an_unrelated_ca_fails_verification(server: SmtpControl
     assert summary["tls_error"]
 
 
-def test_starttls_with_the_wrong_server_hostname_fails_verification(
-    server: SmtpController, ca: trustme.CA
-) -> None:
+def test_starttls_with_the_wrong_server_hostname_fails_verification(server: SmtpController, ca: trustme.CA) -> None:
     client = connect(server, server_hostname="mx2.example.com")
     client.ehlo()
     with pytest.raises(ssl.SSLCertVerificationError, match="mismatch"):
