@@ -1,0 +1,265 @@
+"""Cross-references between the sections of a scenario: issuers, certificates, addresses, trust, names.
+
+The schema (:mod:`harness.model`) checks each entry on its own; this module checks what entries say about each
+other — a certificate's issuer exists and is a CA, a server's host has an address record, an MX target has an
+address, TLSA ``cert:NAME`` names a certificate, no issuer cycle, no two spellings of one name. Entries that
+failed the schema still count as existing, so a user sees one error per mistake, not a cascade.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from harness.model import Case, CaSpec, CertSpec, DnsNode, Pki, PostfixSpec, Scenario, ServerSpec
+
+__all__ = ["Unchecked", "check_references", "valid_parts"]
+
+Path_ = tuple[str | int, ...]
+
+
+class _All:
+    """Stands for every name of a section that is not a mapping at all."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Unchecked:
+    """Names of entries that failed the schema: they exist, but their content is not known."""
+
+    cas: Container[str] = frozenset()
+    certs: Container[str] = frozenset()
+    owners: Container[str] = frozenset()  # fully qualified, lower case
+
+
+def valid_parts(data: Mapping[str, Any]) -> tuple[Scenario, Unchecked]:
+    """A scenario of the entries of ``data`` that pass the schema one by one (pki, dns, servers, trust, case
+    names), and the names of those that do not, so that references are checked without errors about entries
+    the schema already rejected."""
+    pki = data.get("pki", {})
+    if isinstance(pki, Mapping):
+        cas, bad_cas = _valid_entries(pki.get("cas"), CaSpec)
+        certs, bad_certs = _valid_entries(pki.get("certs"), CertSpec)
+    else:
+        cas, bad_cas, certs, bad_certs = {}, _All(), {}, _All()
+    dns, bad_owners = _valid_entries(data.get("dns"), DnsNode)
+    servers, bad_servers = _valid_entries(data.get("servers"), ServerSpec)
+    if not isinstance(bad_servers, _All):  # a server's host name is checked even when its entry is not valid
+        servers.update({host: ServerSpec() for host in bad_servers})
+    raw_cases = data.get("cases")
+    cases = []
+    for raw in raw_cases if isinstance(raw_cases, list) else []:
+        raw = raw if isinstance(raw, Mapping) else {}
+        name = raw.get("name") if isinstance(raw.get("name"), str) else None
+        postfix = _valid_or_default(raw.get("postfix"), PostfixSpec)
+        cases.append(Case.model_construct(name=name, postfix=postfix))
+    scenario = Scenario.model_construct(
+        pki=Pki.model_construct(cas=cas, certs=certs),
+        dns=dns,
+        servers=servers,
+        postfix=_valid_or_default(data.get("postfix"), PostfixSpec),
+        cases=cases,
+    )
+    owners = bad_owners if isinstance(bad_owners, _All) else frozenset(_fqdn(n) for n in bad_owners)
+    return scenario, Unchecked(cas=bad_cas, certs=bad_certs, owners=owners)
+
+
+def _valid_entries(section: Any, model: type[BaseModel]) -> tuple[dict[str, Any], frozenset[str] | _All]:
+    if section is None:
+        return {}, frozenset()
+    if not isinstance(section, Mapping):
+        return {}, _All()
+    good: dict[str, Any] = {}
+    bad: set[str] = set()
+    for name, value in section.items():
+        try:
+            good[str(name)] = model.model_validate(value)
+        except ValidationError:
+            bad.add(str(name))
+    return good, frozenset(bad)
+
+
+def _valid_or_default(value: Any, model: type[PostfixSpec]) -> PostfixSpec:
+    try:
+        return model.model_validate(value if value is not None else {})
+    except ValidationError:
+        return model()
+
+
+def _near(name: str, names: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_references(s: Scenario, unchecked: Unchecked) -> Iterator[tuple[Path_, str]]:
+    """Cross-references between sections; names in ``unchecked`` exist but failed the schema."""
+    from harness import pki  # the DN and date parsers live with the certificate factory
+
+    now = datetime.now(UTC)
+    cas, certs = s.pki.cas, s.pki.certs
+
+    def no_ca(name: str) -> bool:
+        return name not in cas and name not in unchecked.cas
+
+    def no_cert(name: str) -> bool:
+        return name not in certs and name not in unchecked.certs
+
+    for name, ca in cas.items():
+        yield from _check_dn(("pki", "cas", name, "subject"), ca.subject, pki)
+        if ca.issuer is not None and no_ca(ca.issuer):
+            yield (
+                ("pki", "cas", name, "issuer"),
+                f"no CA named {ca.issuer!r} in pki.cas{_near(ca.issuer, cas)}",
+            )
+        yield from _check_dates(("pki", "cas", name), ca.not_before, ca.not_after, now, pki)
+    for name in _issuer_cycles(s):
+        yield ("pki", "cas", name, "issuer"), f"CA {name!r} is its own issuer through a cycle of issuers"
+    for name, cert in certs.items():
+        if no_ca(cert.issuer):
+            near = _near(cert.issuer, cas)
+            yield ("pki", "certs", name, "issuer"), f"no CA named {cert.issuer!r} in pki.cas{near}"
+        yield from _check_leaf_names(("pki", "certs", name), cert, pki)
+        yield from _check_dates(("pki", "certs", name), cert.not_before, cert.not_after, now, pki)
+
+    yield from _same_names("dns", s.dns, _fqdn, "owner names are case-insensitive, trailing dot optional")
+    yield from _same_names("servers", s.servers, _host_key, "host names are case-insensitive, [ ] optional")
+    owners = {_fqdn(n) for n in s.dns}
+    with_address = {_fqdn(n) for n, node in s.dns.items() if node.A or node.AAAA}
+    for owner, node in s.dns.items():
+        for value in node.MX or []:
+            target = _fqdn(value.split()[1])
+            if target not in with_address and target not in unchecked.owners and target != ".":
+                yield ("dns", owner, "MX"), f"MX target {target!r} has no A or AAAA record in dns"
+        for value in node.TLSA or []:
+            data = value.split()[3]
+            kind, _, ref = data.partition(":")
+            if kind == "cert" and no_cert(ref):
+                yield ("dns", owner, "TLSA"), f"no certificate named {ref!r} in pki.certs{_near(ref, certs)}"
+            if kind == "ca" and no_ca(ref):
+                yield ("dns", owner, "TLSA"), f"no CA named {ref!r} in pki.cas{_near(ref, cas)}"
+        if node.CNAME and len(node.records()) > 1:
+            yield ("dns", owner, "CNAME"), "a name with a CNAME has no other records (RFC 1034 §3.6.2)"
+
+    for host, server in s.servers.items():
+        if not _is_ip(host) and _fqdn(host) not in with_address and _fqdn(host) not in unchecked.owners:
+            hint = " (it has no A or AAAA record)" if _fqdn(host) in owners else _near(host, list(s.dns))
+            yield ("servers", host), f"server host {host!r} has no address in dns{hint}. Hint: add `A: auto`"
+        if server.cert is not None and no_cert(server.cert):
+            near = _near(server.cert, certs)
+            yield ("servers", host, "cert"), f"no certificate named {server.cert!r} in pki.certs{near}"
+
+    specs = [(("postfix",), s.postfix)] + [(("cases", i, "postfix"), c.postfix) for i, c in enumerate(s.cases)]
+    for loc, spec in specs:
+        for i, ca_name in enumerate(spec.trust or []):
+            if no_ca(ca_name):
+                yield (*loc, "trust", i), f"no CA named {ca_name!r} in pki.cas{_near(ca_name, cas)}"
+
+    seen: set[str] = set()
+    for i, case in enumerate(s.cases):
+        if case.name is None:  # failed the schema
+            continue
+        if case.name in seen:
+            yield ("cases", i, "name"), f"case name {case.name!r} is used twice in this scenario"
+        seen.add(case.name)
+
+
+def _check_leaf_names(loc: Path_, cert: CertSpec, pki: Any) -> Iterator[tuple[Path_, str]]:
+    """What :meth:`harness.pki.Pki.add_cert` would reject in a certificate's names, found before any run."""
+    from cryptography import x509
+
+    from harness._pki_formats import san_entry
+
+    dns_names = []
+    for i, entry in enumerate(cert.san):
+        try:
+            if isinstance(san_entry(entry), x509.DNSName):
+                dns_names.append((i, entry))
+        except ValueError as exc:
+            yield (*loc, "san", i), str(exc)
+    if cert.subject is not None and cert.cn is not None:
+        yield (*loc, "cn"), "both `subject` and `cn` given. Hint: give one of them"
+    if cert.subject is not None:
+        yield from _check_dn((*loc, "subject"), cert.subject, pki)
+    elif cert.cn is not None:
+        if cert.cn.startswith("/") or "=" in cert.cn:
+            yield (*loc, "cn"), f"cn {cert.cn!r} looks like a DN. Hint: use `subject:` for a full DN"
+        else:
+            yield from _check_dn((*loc, "cn"), cert.cn, pki)
+    elif dns_names:  # the subject is the first DNS name of `san`
+        yield from _check_dn((*loc, "san", dns_names[0][0]), dns_names[0][1], pki)
+    elif cert.san:
+        yield (*loc, "san"), "no DNS name in `san` to take the subject from. Hint: add `cn:` or a DNS name"
+
+
+def _same_names(section: str, names: Iterable[str], key: Callable[[str], str], why: str) -> Iterator[tuple[Path_, str]]:
+    """Entries that are one name (``Example.com`` and ``example.com.``): the second would shadow the first."""
+    first: dict[str, str] = {}
+    for name in names:
+        if key(name) in first:
+            yield (
+                (section, name),
+                f"{name!r} is the same name as {first[key(name)]!r} ({why}). Hint: merge them",
+            )
+        first.setdefault(key(name), name)
+
+
+def _host_key(host: str) -> str:
+    return str(ipaddress.ip_address(host.strip("[]"))) if _is_ip(host) else _fqdn(host)
+
+
+def _check_dn(loc: Path_, text: str, pki: Any) -> Iterator[tuple[Path_, str]]:
+    try:
+        pki.parse_dn(text)
+    except ValueError as exc:
+        yield loc, str(exc)
+
+
+def _check_dates(
+    loc: Path_, not_before: str | None, not_after: str | None, now: datetime, pki: Any
+) -> Iterator[tuple[Path_, str]]:
+    parsed: dict[str, datetime] = {}
+    for key, value in (("not_before", not_before), ("not_after", not_after)):
+        if value is None:
+            continue
+        try:
+            parsed[key] = pki.parse_when(value, now=now)
+        except ValueError as exc:
+            yield (*loc, key), str(exc)
+    if len(parsed) == 2 and parsed["not_after"] <= parsed["not_before"]:
+        yield (*loc, "not_after"), f"not_after ({not_after}) is not later than not_before ({not_before})"
+
+
+def _issuer_cycles(s: Scenario) -> list[str]:
+    cyclic = []
+    for start in s.pki.cas:
+        seen = {start}
+        issuer = s.pki.cas[start].issuer
+        while issuer is not None and issuer in s.pki.cas:
+            if issuer == start:  # on the cycle; a CA that only leads into one is not its own issuer
+                cyclic.append(start)
+                break
+            if issuer in seen:
+                break
+            seen.add(issuer)
+            issuer = s.pki.cas[issuer].issuer
+    return cyclic
+
+
+def _fqdn(name: str) -> str:
+    return name.lower().rstrip(".") or "."
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
