@@ -16,7 +16,7 @@ import tarfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 import docker
@@ -255,6 +255,10 @@ class Pod:
                 parts.append(f"{role}=gone")
         return " ".join(parts)
 
+    def detach(self) -> None:
+        """Forget both containers without removing them (``--keep``); :meth:`remove` then does nothing."""
+        self.peer = self.postfix = None
+
     def remove(self) -> None:
         """Remove both containers (force); never raises."""
         for container in (self.peer, self.postfix):
@@ -266,8 +270,9 @@ class Pod:
         self.peer = self.postfix = None
 
 
-def remove_leftovers(engine: Engine, *, run_id: str | None = None) -> int:
-    """Remove containers labelled by mxharness: of one run, or (``run_id=None``) of every run.
+def remove_leftovers(engine: Engine, *, run_id: str | None = None, keep: Collection[str] = ()) -> int:
+    """Remove containers labelled by mxharness: of one run, or (``run_id=None``) of every run, except the
+    container ids in ``keep``.
 
     Returns:
         How many containers were removed.
@@ -275,6 +280,8 @@ def remove_leftovers(engine: Engine, *, run_id: str | None = None) -> int:
     label = f"{RUN_LABEL}={run_id}" if run_id else LABEL
     removed = 0
     for container in engine.client.containers.list(all=True, filters={"label": label}):
+        if container.id in keep:
+            continue
         try:
             container.remove(force=True, v=True)
             removed += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "CaseTimeout",
+    "ConfigRejected",
     "EnvironmentProblem",
     "HarnessError",
     "PodError",
@@ -70,6 +71,18 @@ class PodError(HarnessError):
     def __init__(self, message: str, log_tail: list[str] | None = None) -> None:
         self.log_tail = list(log_tail or [])
         super().__init__(message)
+
+
+class ConfigRejected(PodError):
+    """Postfix itself rejected a case's configuration (an unknown parameter name, a bad value).
+
+    Attributes:
+        issues: one per problem, with the scenario file, line and key, in Postfix's words.
+    """
+
+    def __init__(self, issues: list[ScenarioIssue], log_tail: list[str] | None = None) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues), log_tail)
 
 
 class CaseTimeout(PodError):

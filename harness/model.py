@@ -288,6 +288,7 @@ class Scenario(_Frozen):
     cases: list[Case] = Field(min_length=1)
     _source_file: str = PrivateAttr(default="<dict>")
     _name_line: int | None = PrivateAttr(default=None)  # line of the `name` key, for errors across files
+    _key_lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)  # key path → line
 
     @property
     def source_file(self) -> str:

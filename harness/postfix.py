@@ -173,7 +173,8 @@ def install_script(maps: list[str]) -> str:
 
     It points the resolver at the fake DNS, installs the staged trust store where the configuration looks
     (``postconf -xh smtp_tls_CAfile`` / ``smtp_tls_CApath``, the latter with OpenSSL hash links), builds the
-    indexed maps with ``postmap``, and then lets Postfix start.
+    indexed maps with ``postmap``, and prints Postfix's "unused parameter" warnings (see
+    :func:`unused_parameters`). Postfix starts when :data:`START_POSTFIX` runs.
     """
     postmaps = "\n".join(f"postmap {shlex.quote(m)}" for m in maps)
     return f"""set -e
@@ -190,5 +191,64 @@ if [ -n "$capath" ]; then
   openssl rehash "$capath" >/dev/null 2>&1 || c_rehash "$capath" >/dev/null
 fi
 {postmaps}
-touch /run/mxharness/go
+# Postfix's own check of parameter names (main.cf and master.cf -o): "unused parameter" warnings.
+postconf -n 2>&1 >/dev/null | grep 'unused parameter' || true
 """
+
+
+START_POSTFIX = "touch /run/mxharness/go"
+
+_UNUSED = re.compile(r"postconf: warning: (?P<file>\S+?): unused parameter: (?P<name>[^=\s]+)=(?P<value>.*)$")
+
+
+@dataclass(frozen=True)
+class UnusedParameter:
+    """A parameter Postfix does not know (``postconf: warning: …: unused parameter: name=value``)."""
+
+    file: str
+    name: str
+    value: str
+
+
+def unused_parameters(postconf_output: str) -> list[UnusedParameter]:
+    """The "unused parameter" warnings in postconf's output (one per line)."""
+    found = []
+    for line in postconf_output.splitlines():
+        if (m := _UNUSED.search(line.strip())) and (param := UnusedParameter(m["file"], m["name"], m["value"])):
+            if param not in found:  # postconf repeats a warning once per pass over the file
+                found.append(param)
+    return found
+
+
+@dataclass(frozen=True)
+class SmtpService:
+    """A master.cf service that runs the Postfix SMTP/LMTP client, with its ``-o`` arguments."""
+
+    name: str
+    type: str
+    command: str
+    args: tuple[str, ...]
+
+
+def smtp_services(master_cf: str) -> list[SmtpService]:
+    """Every service of ``master_cf`` whose command is ``smtp`` or ``lmtp``."""
+    services = []
+    for entry in _entries(master_cf):
+        fields = " ".join(entry).split()
+        if len(fields) >= 8 and fields[7] in ("smtp", "lmtp"):
+            services.append(SmtpService(fields[0], fields[1], fields[7], tuple(fields[8:])))
+    return services
+
+
+def preflight_script(services: list[SmtpService]) -> str:
+    """Start each SMTP client service once in stand-alone mode (``-S``), as master(8) would with its master.cf
+    arguments: the daemon reads and checks its parameters (a bad value is ``fatal:`` in the log) and then exits
+    on end of input. Prints ``failed NAME/TYPE`` for each service that did not start."""
+    lines = ["dir=$(postconf -xh daemon_directory)"]
+    for svc in services:
+        args = " ".join(shlex.quote(a) for a in svc.args)
+        lines.append(
+            f'"$dir"/{svc.command} -S -t {shlex.quote(svc.type)} -n {shlex.quote(svc.name)} {args} '
+            f"</dev/null >/dev/null 2>&1 || echo failed {shlex.quote(svc.name)}/{shlex.quote(svc.type)}"
+        )
+    return "\n".join(lines) + "\n"

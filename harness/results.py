@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from harness.errors import ScenarioIssue
 from harness.model import Expect
 
 __all__ = ["CaseResult", "Check", "Observed", "RecipientResult", "ServerSession", "compare"]
@@ -113,8 +114,11 @@ class CaseResult:
 
     Attributes:
         release: Postfix's ``mail_version`` as logged at start (``daemon started -- version 3.7.11``).
-        error: set when the case could not run to the end (timeout, pod failure); the recipients then have
-            ``observed`` None where nothing was seen.
+        error: set when the case could not run to the end (timeout, pod failure, configuration rejected by
+            Postfix); the recipients then have ``observed`` None where nothing was seen.
+        config_issues: Postfix's objections to the case's configuration, as scenario issues (file, line, key);
+            the case sent no mail. The CLI exits 2 for them, as for any invalid input.
+        kept_pod: name of the Postfix container left running by ``--keep`` after a failure.
         postfix_log: every Postfix log line of the case.
         peer_events: every peer event line (DNS queries, SMTP stages, sessions).
     """
@@ -125,6 +129,8 @@ class CaseResult:
     recipients: tuple[RecipientResult, ...]
     release: str | None = None
     error: str | None = None
+    config_issues: tuple[ScenarioIssue, ...] = ()
+    kept_pod: str | None = None
     postfix_log: tuple[str, ...] = ()
     peer_events: tuple[str, ...] = field(default=(), repr=False)
     duration_s: float = 0.0

@@ -14,22 +14,27 @@ import json
 import shlex
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import formatdate
 
+from harness.config_check import fatal_issues, unused_parameter_issues
 from harness.engine import Engine, Pod, new_run_id, remove_leftovers
-from harness.errors import CaseTimeout, PodError
+from harness.errors import CaseTimeout, ConfigRejected, PodError, ScenarioIssue
 from harness.images import ImageSet, ensure_images
 from harness.maillog import Attempt, DeliveryTracker
 from harness.model import Case, Message, Scenario
 from harness.postfix import (
+    START_POSTFIX,
     TRUST_DIR,
     PostfixSettings,
     indexed_maps,
     install_script,
     merge_master_cf,
+    preflight_script,
     render_main_cf,
     settings_for,
+    smtp_services,
+    unused_parameters,
 )
 from harness.results import CaseResult, Observed, RecipientResult, ServerSession, compare
 from harness.world import World, build_world
@@ -44,10 +49,15 @@ STARTUP_TIMEOUT_S = 30.0
 SESSION_GRACE_S = 3.0
 
 
+#: Seconds to wait for the ``fatal:`` lines of a service that did not start in the preflight.
+FATAL_GRACE_S = 2.0
+
+
 @dataclass(frozen=True)
 class _ImageFacts:
     version: str
     master_cf: str
+    parameters: frozenset[str]
 
 
 class Runner:
@@ -57,6 +67,8 @@ class Runner:
         engine: a connected :class:`~harness.engine.Engine` (default: connect on first use).
         timeout_s: per-case limit in seconds for every recipient to reach a first-attempt status.
         progress: called with one-line progress messages (image builds).
+        keep_failed: leave the pod of a failed case running (for a look inside); its Postfix container's name is
+            in ``CaseResult.kept_pod``. ``mxharness clean`` removes it later.
 
     Use as a context manager: on exit every container of this run is removed, also after Ctrl-C.
     """
@@ -67,8 +79,11 @@ class Runner:
         engine: Engine | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         progress: Callable[[str], None] = print,
+        keep_failed: bool = False,
     ) -> None:
         self._engine = engine
+        self.keep_failed = keep_failed
+        self._kept: set[str] = set()
         self.timeout_s = timeout_s
         self.progress = progress
         self.run_id = new_run_id()
@@ -91,7 +106,7 @@ class Runner:
     def close(self) -> None:
         """Remove whatever this run left (normally nothing) and close the engine connection."""
         if self._engine is not None:
-            remove_leftovers(self._engine, run_id=self.run_id)
+            remove_leftovers(self._engine, run_id=self.run_id, keep=self._kept)
             self._engine.close()
             self._engine = None
 
@@ -117,8 +132,9 @@ class Runner:
         """Run one case in a fresh pod.
 
         Returns:
-            The case's result. Problems inside the pod (a timeout, a command that failed) are reported in
-            ``CaseResult.error`` with the log tails, not raised.
+            The case's result. Problems inside the pod (a timeout, a command that failed, a configuration
+            Postfix rejects) are reported in ``CaseResult.error`` / ``config_issues`` with the log tails, not
+            raised.
 
         Raises:
             EnvironmentProblem: no engine, or the images cannot be built.
@@ -130,6 +146,7 @@ class Runner:
         labels = {"mxharness.scenario": scenario.name, "mxharness.case": case.name}
         tracker = DeliveryTracker()
         ids = [f"mxh.{self.run_id}.{i}@{scenario.name}.{case.name}.mxharness.test" for i in range(len(case.send))]
+        config_issues: list[ScenarioIssue] = []
         with Pod(
             self.engine,
             postfix_image=images.postfix,
@@ -138,49 +155,41 @@ class Runner:
             hostname=settings.hostname.split(".")[0],
             labels=labels,
         ) as pod:
+            error = None
             try:
-                self._bring_up(pod, images, settings, world)
+                self._bring_up(pod, images, settings, world, scenario, scenario.cases.index(case))
                 self._inject(pod, case.send, ids)
                 self._wait_for_first_attempts(pod, tracker, case.send, ids)
-                error = None
+            except ConfigRejected as exc:
+                error, config_issues = str(exc), exc.issues
             except PodError as exc:
                 error = str(exc)
             postfix_log = tuple(pod.postfix_log.snapshot() if pod.postfix_log else ())
             peer_log = tuple(pod.peer_log.snapshot() if pod.peer_log else ())
-        for line in postfix_log[tracker.fed :]:
-            tracker.feed(line)
-        sessions = _sessions(peer_log)
-        recipients = []
-        for message, message_id in zip(case.send, ids, strict=True):
-            attempt = tracker.first_attempt(message_id, message.to)
-            observed = _observed(attempt, sessions, message_id, tracker) if attempt else None
-            recipients.append(
-                RecipientResult(
-                    scenario=scenario.name,
-                    case=case.name,
-                    recipient=message.to,
-                    expect=message.expect,
-                    observed=observed,
-                    checks=compare(message.expect, observed) if observed else (),
-                    release=tracker.version,
-                    error=None if observed else (error or "no status line for this recipient"),
-                )
+            for line in postfix_log[tracker.fed :]:
+                tracker.feed(line)
+            result = CaseResult(
+                scenario=scenario.name,
+                case=case.name,
+                source_file=scenario.source_file,
+                recipients=_recipients(scenario, case, ids, tracker, _sessions(peer_log), error),
+                release=tracker.version,
+                error=error,
+                config_issues=tuple(config_issues),
+                postfix_log=postfix_log,
+                peer_events=peer_log,
             )
-        return CaseResult(
-            scenario=scenario.name,
-            case=case.name,
-            source_file=scenario.source_file,
-            recipients=tuple(recipients),
-            release=tracker.version,
-            error=error,
-            postfix_log=postfix_log,
-            peer_events=peer_log,
-            duration_s=time.monotonic() - started,
-        )
+            if not result.passed and self.keep_failed and pod.postfix is not None:
+                result = replace(result, kept_pod=pod.postfix.name)
+                self._kept.update(str(c.id) for c in (pod.postfix, pod.peer) if c is not None)
+                pod.detach()
+        return replace(result, duration_s=time.monotonic() - started)
 
     # --- the steps of a case ------------------------------------------------------------------------------
 
-    def _bring_up(self, pod: Pod, images: ImageSet, settings: PostfixSettings, world: World) -> None:
+    def _bring_up(
+        self, pod: Pod, images: ImageSet, settings: PostfixSettings, world: World, scenario: Scenario, index: int
+    ) -> None:
         pod.start_postfix()
         facts = self._image_facts(pod, images.postfix)
         version = tuple(int(p) for p in facts.version.split(".")[:3] if p.isdigit())
@@ -192,7 +201,10 @@ class Runner:
             **{f"{TRUST_DIR}/{name}.pem": pem for name, pem in world.trust_pems(settings.trust).items()},
         }
         pod.put_postfix_files(files)
-        pod.exec_postfix(install_script(indexed_maps(settings, master_cf)))
+        _, output = pod.exec_postfix(install_script(indexed_maps(settings, master_cf)))
+        if unused := unused_parameters(output):
+            raise ConfigRejected(unused_parameter_issues(scenario, index, unused, facts.parameters))
+        pod.exec_postfix(START_POSTFIX)
         pod.start_peer(world.peer_files())
         assert pod.peer_log is not None and pod.postfix_log is not None
         if not pod.peer_log.wait_for(lambda ls: any('"ready"' in x or '"error"' in x for x in ls), STARTUP_TIMEOUT_S):
@@ -209,12 +221,26 @@ class Runner:
                 "usually names the parameter",
                 pod.postfix_log.snapshot()[-20:],
             )
+        self._preflight(pod, master_cf, settings, scenario, index)
+
+    def _preflight(self, pod: Pod, master_cf: str, settings: PostfixSettings, scenario: Scenario, index: int) -> None:
+        """Start each SMTP client service once so that Postfix checks its parameter values before mail is sent."""
+        assert pod.postfix_log is not None
+        _, output = pod.exec_postfix(preflight_script(smtp_services(master_cf)))
+        if "failed" not in output:
+            return
+        pod.postfix_log.wait_for(lambda ls: any("fatal:" in x for x in ls), FATAL_GRACE_S)
+        fatal = sorted({x.split(": ", 1)[-1] for x in pod.postfix_log.snapshot() if "fatal:" in x})
+        if not fatal:
+            fatal = [f"fatal: {line}" for line in output.splitlines()]
+        raise ConfigRejected(fatal_issues(scenario, index, fatal, settings.main_cf), pod.postfix_log.snapshot()[-20:])
 
     def _image_facts(self, pod: Pod, image: str) -> _ImageFacts:
         if image not in self._facts:
-            _, out = pod.exec_postfix("postconf -dh mail_version; echo ---; cat /etc/postfix/master.cf.image")
-            version, _, master_cf = out.partition("---\n")
-            self._facts[image] = _ImageFacts(version.strip(), master_cf)
+            script = "postconf -dh mail_version; echo ---; postconf -dH; echo ---; cat /etc/postfix/master.cf.image"
+            _, out = pod.exec_postfix(script)
+            version, names, master_cf = out.split("---\n", 2)
+            self._facts[image] = _ImageFacts(version.strip(), master_cf, frozenset(names.split()))
         return self._facts[image]
 
     def _inject(self, pod: Pod, messages: list[Message], ids: list[str]) -> None:
@@ -250,6 +276,34 @@ class Runner:
             )
         # The fake servers report a session when it closes, just after Postfix's status line.
         pod.peer_log.wait_for(_sessions_closed, SESSION_GRACE_S)
+
+
+def _recipients(
+    scenario: Scenario,
+    case: Case,
+    ids: list[str],
+    tracker: DeliveryTracker,
+    sessions: list[dict[str, object]],
+    error: str | None,
+) -> tuple[RecipientResult, ...]:
+    """Each message's first attempt as observed, held against its ``expect``."""
+    results = []
+    for message, message_id in zip(case.send, ids, strict=True):
+        attempt = tracker.first_attempt(message_id, message.to)
+        observed = _observed(attempt, sessions, message_id, tracker) if attempt else None
+        results.append(
+            RecipientResult(
+                scenario=scenario.name,
+                case=case.name,
+                recipient=message.to,
+                expect=message.expect,
+                observed=observed,
+                checks=compare(message.expect, observed) if observed else (),
+                release=tracker.version,
+                error=None if observed else (error or "no status line for this recipient"),
+            )
+        )
+    return tuple(results)
 
 
 def _rfc5322(message: Message, message_id: str) -> bytes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from harness.errors import ScenarioError, ScenarioIssue
 from harness.model import Scenario
 from harness.references import Unchecked, check_references, valid_parts
 
-__all__ = ["load_scenario", "load_scenarios", "scenario_files", "scenario_from_dict"]
+__all__ = ["load_scenario", "load_scenarios", "scenario_files", "scenario_from_dict", "scenario_issue"]
 
 Path_ = tuple[str | int, ...]
 
@@ -172,7 +172,31 @@ def _validate(tree: Any, file: str, *, first_line: int | None) -> Scenario:
     scenario._source_file = file
     if isinstance(tree, CommentedMap) and "name" in tree:
         scenario._name_line = tree.lc.key("name")[0] + 1
+    scenario._key_lines = dict(_key_lines(tree))
     return scenario
+
+
+def scenario_issue(scenario: Scenario, loc: tuple[str | int, ...], message: str) -> ScenarioIssue:
+    """An issue about key path ``loc`` of a loaded scenario, found after loading (e.g. by Postfix itself), with
+    the file and the line of the deepest part of ``loc`` the file has."""
+    line = None
+    for end in range(len(loc), 0, -1):
+        line = scenario._key_lines.get(loc[:end])
+        if line is not None:
+            break
+    return ScenarioIssue(scenario.source_file, line, _dotted(loc), message)
+
+
+def _key_lines(node: Any, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], int]]:
+    """Every key path of the YAML tree with its 1-based line."""
+    if isinstance(node, CommentedMap):
+        for key, value in node.items():
+            yield (*loc, key), node.lc.key(key)[0] + 1
+            yield from _key_lines(value, (*loc, key))
+    elif isinstance(node, CommentedSeq):
+        for index, value in enumerate(node):
+            yield (*loc, index), node.lc.item(index)[0] + 1
+            yield from _key_lines(value, (*loc, index))
 
 
 def _kind(value: Any) -> str:
