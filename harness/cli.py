@@ -51,7 +51,8 @@ def main() -> None:
     show_default=True,
     help="Seconds per case for every recipient to reach a first-attempt status.",
 )
-def run(paths: tuple[str, ...], pattern: str | None, timeout_s: float) -> None:
+@click.option("--keep", is_flag=True, help="Leave the pod of a failed case running and say how to get a shell in it.")
+def run(paths: tuple[str, ...], pattern: str | None, timeout_s: float, keep: bool) -> None:
     """Run scenarios (files or folders; default: scenarios/) and print expected vs observed per recipient."""
     from harness.report import print_results
     from harness.runner import Runner
@@ -65,7 +66,8 @@ def run(paths: tuple[str, ...], pattern: str | None, timeout_s: float) -> None:
         return pattern is None or fnmatch.fnmatch(name, pattern) or pattern in name
 
     results = []
-    with Runner(timeout_s=timeout_s, progress=lambda m: console.print(f"[dim]{m}[/dim]")) as runner:
+    progress = lambda m: console.print(f"[dim]{m}[/dim]")  # noqa: E731
+    with Runner(timeout_s=timeout_s, progress=progress, keep_failed=keep) as runner:
         for result in runner.run(scenarios, select=select):
             mark = "[green]pass[/green]" if result.passed else "[red]FAIL[/red]"
             console.print(f"{mark} {result.scenario}/{result.case} ({result.duration_s:.1f} s)")
@@ -74,8 +76,16 @@ def run(paths: tuple[str, ...], pattern: str | None, timeout_s: float) -> None:
         click.echo(f"no case matches -k {pattern!r}. Hint: patterns match 'scenario/case'", err=True)
         sys.exit(EXIT_INPUT)
     print_results(results, console)
+    for result in results:
+        if result.kept_pod:
+            console.print(
+                f"kept the pod of {result.scenario}/{result.case}: docker exec -it {result.kept_pod} bash "
+                "(Postfix's log: docker logs " + result.kept_pod + "); remove it with: mxharness clean"
+            )
     failed = sum(1 for r in results if not r.passed)
     console.print(f"{len(results) - failed} passed, {failed} failed")
+    if any(r.config_issues for r in results):
+        sys.exit(EXIT_INPUT)  # Postfix rejected a configuration: invalid input, as for a scenario error
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 

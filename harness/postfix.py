@@ -17,13 +17,20 @@ from harness.model import PostfixSpec
 
 __all__ = [
     "HARNESS_MAIN_CF",
+    "START_POSTFIX",
     "TRUST_DIR",
     "TRUST_FILE",
     "PostfixSettings",
+    "SmtpService",
+    "UnusedParameter",
+    "indexed_maps",
     "install_script",
     "merge_master_cf",
+    "preflight_script",
     "render_main_cf",
     "settings_for",
+    "smtp_services",
+    "unused_parameters",
 ]
 
 #: Where the scenario's trusted CAs go when the configuration names neither smtp_tls_CAfile nor smtp_tls_CApath.

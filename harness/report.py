@@ -65,6 +65,10 @@ def failure_details(case: CaseResult) -> str:
     """Why a case failed: per recipient the keys that did not hold, its Postfix log lines, what the fake server
     saw; for a case that could not finish, the error and the log tails."""
     out = [f"{case.source_file}: {case.scenario} / {case.case}: FAILED (Postfix {case.release or '?'})"]
+    if case.config_issues:
+        out.append("  Postfix rejected the configuration of this case; no mail was sent:")
+        out.extend(f"    {issue}" for issue in case.config_issues)
+        return "\n".join(out)
     if case.error:
         out.append(f"  error: {case.error}")
     for r in case.recipients:

@@ -119,6 +119,8 @@ class CaseResult:
         config_issues: Postfix's objections to the case's configuration, as scenario issues (file, line, key);
             the case sent no mail. The CLI exits 2 for them, as for any invalid input.
         kept_pod: name of the Postfix container left running by ``--keep`` after a failure.
+        server_chains: server host → subjects of the certificate chain it presents (leaf first), as Postfix
+            logs them.
         postfix_log: every Postfix log line of the case.
         peer_events: every peer event line (DNS queries, SMTP stages, sessions).
     """
@@ -131,6 +133,7 @@ class CaseResult:
     error: str | None = None
     config_issues: tuple[ScenarioIssue, ...] = ()
     kept_pod: str | None = None
+    server_chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
     postfix_log: tuple[str, ...] = ()
     peer_events: tuple[str, ...] = field(default=(), repr=False)
     duration_s: float = 0.0

@@ -176,6 +176,7 @@ class Runner:
                 release=tracker.version,
                 error=error,
                 config_issues=tuple(config_issues),
+                server_chains=world.server_chains(),
                 postfix_log=postfix_log,
                 peer_events=peer_log,
             )

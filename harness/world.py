@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from harness.model import Scenario
-from harness.pki import Pki, tlsa_data
+from harness.pki import Pki, format_dn, tlsa_data
 
 __all__ = ["World", "build_world"]
 
@@ -33,6 +33,7 @@ class World:
         addresses: host name (lower case, no trailing dot) → its A/AAAA addresses, ``auto`` resolved.
         records: the DNS records as the peer serves them: dicts ``{name, type, value, ttl}``.
         servers: the peer's SMTP endpoints: dicts ``{host, address, port, cert_chain, key}``.
+        server_certs: server host → the ``pki.certs`` name it presents.
         root_cas: names of the self-signed CAs (the default trust of ``postfix.trust``).
     """
 
@@ -42,6 +43,7 @@ class World:
     servers: list[dict[str, object]]
     root_cas: tuple[str, ...]
     files: dict[str, bytes] = field(default_factory=dict)
+    server_certs: dict[str, str] = field(default_factory=dict)
 
     def peer_files(self) -> dict[str, bytes]:
         """The files to copy into the peer container: ``/world/world.json`` and the certificate files."""
@@ -53,6 +55,16 @@ class World:
             "servers": self.servers,
         }
         return {f"{WORLD_DIR}/world.json": json.dumps(spec, indent=1).encode(), **self.files}
+
+    def server_chains(self) -> dict[str, tuple[str, ...]]:
+        """Server host → the subjects (OpenSSL one-line form, as Postfix logs them) of the chain it presents:
+        leaf first, then each intermediate. Hosts without a certificate are absent."""
+        chains: dict[str, tuple[str, ...]] = {}
+        for host, name in self.server_certs.items():
+            cert = self.pki.cert(name)
+            chain = [cert.certificate, *(ca.certificate for ca in cert.intermediates)]
+            chains[host] = tuple(format_dn(c.subject) for c in chain)
+        return chains
 
     def trust_pems(self, names: tuple[str, ...] | None) -> dict[str, bytes]:
         """CA name → PEM for Postfix's trust store: ``names``, or every root CA when None."""
@@ -94,7 +106,10 @@ def build_world(scenario: Scenario, *, now: datetime | None = None) -> World:
             for port in spec.ports:
                 servers.append({"host": host, "address": address, "port": port, "cert_chain": chain, "key": key})
     roots = tuple(name for name, ca in scenario.pki.cas.items() if ca.issuer is None)
-    return World(pki=pki, addresses=addresses, records=records, servers=servers, root_cas=roots, files=files)
+    certs = {host: spec.cert for host, spec in scenario.servers.items() if spec.cert is not None}
+    return World(
+        pki=pki, addresses=addresses, records=records, servers=servers, root_cas=roots, files=files, server_certs=certs
+    )
 
 
 def _issue(scenario: Scenario, now: datetime) -> Pki:

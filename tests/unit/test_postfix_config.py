@@ -12,13 +12,19 @@ import pytest
 from harness.model import PostfixSpec
 from harness.postfix import (
     HARNESS_MAIN_CF,
+    START_POSTFIX,
     TRUST_FILE,
     PostfixSettings,
+    SmtpService,
+    UnusedParameter,
     indexed_maps,
     install_script,
     merge_master_cf,
+    preflight_script,
     render_main_cf,
     settings_for,
+    smtp_services,
+    unused_parameters,
 )
 
 SEED_MASTER_CF = (Path(__file__).resolve().parents[1] / "data" / "seed-master.cf").read_text(encoding="utf-8")
@@ -364,9 +370,34 @@ def test_install_script_builds_every_indexed_map_with_postmap() -> None:
     assert "postmap 'lmdb:/etc/postfix/with space'\n" in script
 
 
-def test_install_script_builds_the_maps_before_postfix_may_start() -> None:
+def test_install_script_builds_the_maps_and_leaves_the_start_to_the_runner() -> None:
     script = install_script(["hash:/etc/postfix/tls_policy"])
-    assert script.index("postmap ") < script.index("touch /run/mxharness/go")
+    assert "postmap hash:/etc/postfix/tls_policy" in script
+    assert "/run/mxharness/go" not in script  # Postfix starts only after its parameter check (START_POSTFIX)
+    assert "/run/mxharness/go" in START_POSTFIX
+
+
+def test_unused_parameters_are_read_once_each_from_postconf_warnings() -> None:
+    output = (
+        "postconf: warning: /etc/postfix/main.cf: unused parameter: smtp_tls_securty_level=may\n"
+        "postconf: warning: /etc/postfix/master.cf: unused parameter: smtp_fooo=1\n"
+        "postconf: warning: /etc/postfix/main.cf: unused parameter: smtp_tls_securty_level=may\n"
+    )
+    assert unused_parameters(output) == [
+        UnusedParameter("/etc/postfix/main.cf", "smtp_tls_securty_level", "may"),
+        UnusedParameter("/etc/postfix/master.cf", "smtp_fooo", "1"),
+    ]
+
+
+def test_smtp_services_carry_their_master_cf_arguments() -> None:
+    master = "smtp unix - - n - - smtp\nrelay2 unix - - n - - smtp\n  -o smtp_tls_security_level=encrypt\n"
+    master += "local unix - n n - - local\n"
+    assert smtp_services(master) == [
+        SmtpService("smtp", "unix", "smtp", ()),
+        SmtpService("relay2", "unix", "smtp", ("-o", "smtp_tls_security_level=encrypt")),
+    ]
+    script = preflight_script(smtp_services(master))
+    assert '"$dir"/smtp -S -t unix -n relay2 -o smtp_tls_security_level=encrypt </dev/null' in script
 
 
 def test_install_script_without_maps_runs_no_postmap() -> None:
