@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -132,12 +133,16 @@ def check_references(s: Scenario, unchecked: Unchecked) -> Iterator[tuple[Path_,
     yield from _same_names("dns", s.dns, _fqdn, "owner names are case-insensitive, trailing dot optional")
     yield from _same_names("servers", s.servers, _host_key, "host names are case-insensitive, [ ] optional")
     owners = {_fqdn(n) for n in s.dns}
-    with_address = {_fqdn(n) for n, node in s.dns.items() if node.A or node.AAAA}
+    with_address = _resolvable(s)
     for owner, node in s.dns.items():
         for value in node.MX or []:
             target = _fqdn(value.split()[1])
             if target not in with_address and target not in unchecked.owners and target != ".":
                 yield ("dns", owner, "MX"), f"MX target {target!r} has no A or AAAA record in dns"
+        for value in node.CNAME or []:
+            target = _fqdn(value)
+            if target not in with_address and target not in unchecked.owners:
+                yield ("dns", owner, "CNAME"), f"CNAME target {target!r} has no A or AAAA record in dns"
         for value in node.TLSA or []:
             data = value.split()[3]
             kind, _, ref = data.partition(":")
@@ -155,6 +160,9 @@ def check_references(s: Scenario, unchecked: Unchecked) -> Iterator[tuple[Path_,
         if server.cert is not None and no_cert(server.cert):
             near = _near(server.cert, certs)
             yield ("servers", host, "cert"), f"no certificate named {server.cert!r} in pki.certs{near}"
+
+    yield from _shared_endpoints(s)
+    yield from _undefined_maps(s)
 
     specs = [(("postfix",), s.postfix)] + [(("cases", i, "postfix"), c.postfix) for i, c in enumerate(s.cases)]
     for loc, spec in specs:
@@ -263,3 +271,73 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _resolvable(s: Scenario) -> set[str]:
+    """Owner names that resolve to an address: A/AAAA records, or a CNAME chain that ends at one."""
+    direct = {_fqdn(n) for n, node in s.dns.items() if node.A or node.AAAA}
+    cnames = {_fqdn(n): _fqdn(node.CNAME[0]) for n, node in s.dns.items() if node.CNAME}
+    resolved = set(direct)
+    for name in cnames:
+        seen, target = {name}, cnames[name]
+        while target in cnames and target not in seen:
+            seen.add(target)
+            target = cnames[target]
+        if target in direct:
+            resolved.add(name)
+    return resolved
+
+
+def _shared_endpoints(s: Scenario) -> Iterator[tuple[Path_, str]]:
+    """Two server entries on one address and port: the peer cannot bind both (names of one host share one
+    server entry)."""
+    owner_addresses: dict[str, list[str]] = {}
+    for owner, node in s.dns.items():
+        for value in (node.A or []) + (node.AAAA or []):
+            if value != "auto":
+                owner_addresses.setdefault(_fqdn(owner), []).append(str(ipaddress.ip_address(value)))
+    used: dict[tuple[str, int], str] = {}
+    for host, server in s.servers.items():
+        addresses = [_host_key(host)] if _is_ip(host) else owner_addresses.get(_fqdn(host), [])
+        for address in addresses:
+            for port in server.ports:
+                other = used.setdefault((address, port), host)
+                if _host_key(other) != _host_key(host):  # one name in two spellings is reported on its own
+                    yield (
+                        ("servers", host),
+                        (
+                            f"address {address} port {port} is served by {other!r} already. Hint: a server listens on "
+                            "every address of its host; give one server entry, under one of the names"
+                        ),
+                    )
+
+
+_FILE_MAP = re.compile(r"\b(hash|btree|lmdb|cdb|dbm|sdbm|texthash|regexp|pcre|cidr):(/[^\s,]+)")
+
+
+def _undefined_maps(s: Scenario) -> Iterator[tuple[Path_, str]]:
+    """A file-based map that a case's main.cf or master.cf names but the scenario never writes: Postfix would find
+    no file (or the image's own) and fail at run time, so this is an error at load time."""
+    reported: set[tuple[Path_, str]] = set()
+    for i, case in enumerate(s.cases):
+        maps = {**(s.postfix.maps or {}), **(case.postfix.maps or {})}
+        sources: list[tuple[Path_, str]] = []
+        levels: list[tuple[Path_, PostfixSpec]] = [(("postfix",), s.postfix), (("cases", i, "postfix"), case.postfix)]
+        for loc, spec in levels:
+            for name, value in (spec.main_cf or {}).items():
+                if not (case.postfix.main_cf and name in case.postfix.main_cf and loc[0] == "postfix"):
+                    sources.append(((*loc, "main.cf", name), value))
+            if spec.master_cf:
+                sources.append(((*loc, "master.cf"), spec.master_cf))
+        for loc, text in sources:
+            text = re.sub(r"\$[({]?config_directory[)}]?", "/etc/postfix", text)
+            for kind, path in _FILE_MAP.findall(text):
+                if path not in maps and (loc, path) not in reported:
+                    reported.add((loc, path))
+                    yield (
+                        loc,
+                        (
+                            f"the map {kind}:{path} is used but the scenario does not define it. "
+                            f"Hint: add it under postfix.maps, e.g. `{path}: |` followed by its lines"
+                        ),
+                    )
