@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "CaseResult",
     "CaseTimeout",
+    "ConfigRejected",
     "EnvironmentProblem",
     "HarnessError",
     "Observed",
@@ -41,6 +42,7 @@ _WHERE = {
     "load_scenarios": "harness.scenario",
     "scenario_from_dict": "harness.scenario",
     "CaseTimeout": "harness.errors",
+    "ConfigRejected": "harness.errors",
     "EnvironmentProblem": "harness.errors",
     "HarnessError": "harness.errors",
     "PodError": "harness.errors",

@@ -121,6 +121,35 @@ def images_build(release: str | None) -> None:
 
 
 @main.command()
+def doctor() -> None:
+    """Is this machine ready? Engine, images (present and current), Postfix releases, bootstrap tools."""
+    import shutil
+
+    from harness.engine import Engine
+    from harness.images import DEFAULT_RELEASE, RELEASES, image_states
+
+    click.echo(
+        f"Postfix releases: {', '.join(f'{r} (Debian {s})' for r, s in RELEASES.items())}; default {DEFAULT_RELEASE}"
+    )
+    click.echo(f"mmdebstrap (bootstrap without a registry): {shutil.which('mmdebstrap') or 'not installed'}")
+    engine = Engine()  # EnvironmentProblem → exit 3 with the hint
+    try:
+        version = engine.client.version()
+        click.echo(f"Docker engine: {version.get('Version')} (API {version.get('ApiVersion')}) — reachable")
+        missing = 0
+        for state in image_states(engine):
+            mark = "ok" if state.present else "missing"
+            missing += not state.present
+            click.echo(f"  {state.role:<24} {mark:<8} {state.tag or '(tag known once the base exists)'}")
+    finally:
+        engine.close()
+    if missing:
+        click.echo("Some images are missing or out of date: `mxharness images build` (or any run) builds them.")
+    else:
+        click.echo("Ready.")
+
+
+@main.command()
 def clean() -> None:
     """Remove every container labelled by mxharness, including leftovers of crashed runs."""
     from harness.engine import Engine, remove_leftovers

@@ -30,7 +30,7 @@ import docker.errors
 from harness.engine import LABEL, Engine
 from harness.errors import EnvironmentProblem
 
-__all__ = ["DEFAULT_RELEASE", "RELEASES", "ImageSet", "ensure_images", "suite_for"]
+__all__ = ["DEFAULT_RELEASE", "RELEASES", "ImageSet", "ImageState", "ensure_images", "image_states", "suite_for"]
 
 #: Postfix release → Debian suite that ships it.
 RELEASES: dict[str, str] = {"3.7": "bookworm"}
@@ -79,27 +79,37 @@ def ensure_images(engine: Engine, release: str | None = None, *, progress: Progr
     return ImageSet(postfix=_postfix_image(engine, suite, progress), peer=_peer_image(engine, progress))
 
 
+def _postfix_tag(engine: Engine, suite: str, base: str) -> str:
+    return f"mxharness/postfix:{suite}-{_hash([_image_id(engine, base)], _files(CONTAINERS / 'postfix'))}"
+
+
 def _postfix_image(engine: Engine, suite: str, progress: Progress) -> str:
     base = _base_image(engine, suite, progress)
-    context = CONTAINERS / "postfix"
-    digest = _hash([_image_id(engine, base)], _files(context))
-    tag = f"mxharness/postfix:{suite}-{digest}"
+    tag = _postfix_tag(engine, suite, base)
     if not _exists(engine, tag):
         progress(f"building {tag} (Postfix from Debian {suite})")
-        _build(engine, context, tag, base)
+        _build(engine, CONTAINERS / "postfix", tag, base)
     return tag
+
+
+def _peer_inputs() -> tuple[list[str], dict[str, bytes]]:
+    pins = [f"{name}=={importlib.metadata.version(name)}" for name in PEER_PACKAGES]
+    sources = {f"src/harness/{m}": (HERE / m).read_bytes() for m in PEER_MODULES}
+    return pins, {**_files(CONTAINERS / "peer"), **sources}
+
+
+def _peer_tag(engine: Engine, base: str) -> str:
+    pins, files = _peer_inputs()
+    return f"mxharness/peer:{_hash([_image_id(engine, base), *pins], files)}"
 
 
 def _peer_image(engine: Engine, progress: Progress) -> str:
     base = _base_image(engine, PEER_SUITE, progress)
-    pins = [f"{name}=={importlib.metadata.version(name)}" for name in PEER_PACKAGES]
-    sources = {f"src/harness/{m}": (HERE / m).read_bytes() for m in PEER_MODULES}
-    files = {**_files(CONTAINERS / "peer"), **sources}
-    digest = _hash([_image_id(engine, base), *pins], files)
-    tag = f"mxharness/peer:{digest}"
+    tag = _peer_tag(engine, base)
     if _exists(engine, tag):
         return tag
     progress(f"building {tag} (fake DNS and SMTP servers)")
+    pins, files = _peer_inputs()
     with tempfile.TemporaryDirectory(prefix="mxharness-peer-") as tmp:
         context = Path(tmp)
         for name, data in files.items():
@@ -108,6 +118,37 @@ def _peer_image(engine: Engine, progress: Progress) -> str:
         _build_wheels(pins, context / "wheels")
         _build(engine, context, tag, base)
     return tag
+
+
+@dataclass(frozen=True)
+class ImageState:
+    """One image the harness needs, and whether the engine has it at the current inputs.
+
+    Attributes:
+        role: ``postfix 3.7 (bookworm)``, ``peer`` or ``base bookworm``.
+        tag: the tag the current inputs give (None when the base image is missing, so the hash is unknown).
+        present: whether that tag exists.
+    """
+
+    role: str
+    tag: str | None
+    present: bool
+
+
+def image_states(engine: Engine) -> list[ImageState]:
+    """What ``mxharness images build`` would find or build, without building anything (for ``doctor``)."""
+    states = []
+    for suite in sorted({*RELEASES.values(), PEER_SUITE}):
+        base = f"mxharness/base:{suite}"
+        states.append(ImageState(f"base {suite}", base, _exists(engine, base)))
+    for release, suite in RELEASES.items():
+        base = f"mxharness/base:{suite}"
+        tag = _postfix_tag(engine, suite, base) if _exists(engine, base) else None
+        states.append(ImageState(f"postfix {release} ({suite})", tag, tag is not None and _exists(engine, tag)))
+    base = f"mxharness/base:{PEER_SUITE}"
+    tag = _peer_tag(engine, base) if _exists(engine, base) else None
+    states.append(ImageState("peer", tag, tag is not None and _exists(engine, tag)))
+    return states
 
 
 def _base_image(engine: Engine, suite: str, progress: Progress) -> str:

@@ -4,14 +4,15 @@
 log lines of the attempt instead of a Python traceback. Case items carry the ``docker`` marker, so
 ``pytest -m "not docker"`` leaves them out on a machine without an engine (they are never skipped silently).
 
-Fixtures: ``mxharness_timeout`` (seconds per case; override it in a conftest), ``mxharness_runner`` (the
-session's :class:`~harness.runner.Runner`, one engine connection and one set of images for the whole session).
+Fixtures, in three layers: ``mxharness_timeout`` (seconds per case; override it in a conftest) →
+``mxharness_runner`` (the session's :class:`~harness.runner.Runner`: one engine connection and one set of images
+for the whole session) → ``mxharness_run`` (runs a scenario built inside a test, each case in a fresh pod).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,29 @@ def mxharness_runner(pytestconfig: pytest.Config, mxharness_timeout: float) -> A
     runner = session_runner(pytestconfig)
     runner.timeout_s = mxharness_timeout
     return runner
+
+
+@pytest.fixture
+def mxharness_run(mxharness_runner: Any) -> Callable[..., list[CaseResult]]:
+    """Run a scenario built inside a test, on real Postfix; returns one CaseResult per case.
+
+    The callable takes a dict (what a scenario YAML file parses to; checked like a file, ScenarioError on bad
+    input), a :class:`~harness.model.Scenario`, or a path to a YAML file, and an optional ``cases`` (names to run).
+    """
+
+    def run(
+        scenario: Scenario | Mapping[str, Any] | str | Path, *, cases: Iterable[str] | None = None
+    ) -> list[CaseResult]:
+        from harness.scenario import load_scenario, scenario_from_dict
+
+        if isinstance(scenario, str | Path):
+            scenario = load_scenario(scenario)
+        elif not isinstance(scenario, Scenario):
+            scenario = scenario_from_dict(scenario, source="<test>")
+        wanted = set(cases) if cases is not None else None
+        return list(mxharness_runner.run([scenario], select=lambda s, c: wanted is None or c.name in wanted))
+
+    return run
 
 
 class ScenarioFile(pytest.File):
