@@ -1,30 +1,50 @@
 """The ``mxharness`` command line.
 
 Exit codes: 0 every expectation held; 1 an expectation failed (or a case could not finish); 2 invalid input
-(a scenario error, bad options); 3 environment problem (no Docker engine, an image build failed).
+(a scenario error, bad options); 3 environment problem (no Docker engine, an image build failed); 130
+interrupted (Ctrl-C, SIGTERM, SIGHUP: the running pod is removed first).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
+import signal
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
 from harness.errors import EnvironmentProblem, ScenarioError
+
+if TYPE_CHECKING:
+    from harness.results import CaseResult
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 class _Group(click.Group):
     """Maps the harness's errors to exit codes, so no command shows a traceback for them."""
 
     def invoke(self, ctx: click.Context) -> object:
+        # SIGTERM (a CI timeout, `timeout`, `kill`) and SIGHUP (a dropped session) unwind like Ctrl-C, so every
+        # context manager removes what it started.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _interrupt)
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         except ScenarioError as exc:
             click.echo(str(exc), err=True)
             click.echo(f"{len(exc.issues)} problem(s) found; nothing was started.", err=True)
@@ -52,41 +72,132 @@ def main() -> None:
     help="Seconds per case for every recipient to reach a first-attempt status.",
 )
 @click.option("--keep", is_flag=True, help="Leave the pod of a failed case running and say how to get a shell in it.")
-def run(paths: tuple[str, ...], pattern: str | None, timeout_s: float, keep: bool) -> None:
+@click.option("--json", "json_path", metavar="FILE", help="Write the results as JSON (docs/results-json.md).")
+@click.option("--junit", "junit_path", metavar="FILE", help="Write JUnit XML for CI: one testcase per recipient.")
+@click.option("--html", "html_path", metavar="FILE", help="Write a self-contained HTML report with each timeline.")
+@click.option(
+    "--trace", is_flag=True, help="Print each case's timeline (DNS, SMTP sessions, TLS, Postfix's lines) when it ends."
+)
+def run(
+    paths: tuple[str, ...],
+    pattern: str | None,
+    timeout_s: float,
+    keep: bool,
+    json_path: str | None,
+    junit_path: str | None,
+    html_path: str | None,
+    trace: bool,
+) -> None:
     """Run scenarios (files or folders; default: scenarios/) and print expected vs observed per recipient."""
-    from harness.report import print_results
+    from harness.progress import RunProgress
+    from harness.report import make_console, print_results, print_trace
     from harness.runner import Runner
     from harness.scenario import load_scenarios
+    from harness.world import build_world
 
+    reports = _report_paths({"--json": json_path, "--junit": junit_path, "--html": html_path})
     scenarios = load_scenarios(paths or ["scenarios"])  # everything is validated before any container starts
-    console = Console(width=None if sys.stdout.isatty() else 200)
-
-    def select(scenario: object, case: object) -> bool:
-        name = f"{getattr(scenario, 'name', '')}/{getattr(case, 'name', '')}"
-        return pattern is None or fnmatch.fnmatch(name, pattern) or pattern in name
-
-    results = []
-    progress = lambda m: console.print(f"[dim]{m}[/dim]")  # noqa: E731
-    with Runner(timeout_s=timeout_s, progress=progress, keep_failed=keep) as runner:
-        for result in runner.run(scenarios, select=select):
-            mark = "[green]pass[/green]" if result.passed else "[red]FAIL[/red]"
-            console.print(f"{mark} {result.scenario}/{result.case} ({result.duration_s:.1f} s)")
-            results.append(result)
-    if not results:
+    plan = [(s, [c for c in s.cases if _selected(f"{s.name}/{c.name}", pattern)]) for s in scenarios]
+    plan = [(scenario, cases) for scenario, cases in plan if cases]
+    if not plan:
         click.echo(f"no case matches -k {pattern!r}. Hint: patterns match 'scenario/case'", err=True)
         sys.exit(EXIT_INPUT)
+    console = make_console()
+    started = datetime.now(UTC)
+    results: list[CaseResult] = []
+    progress = RunProgress(console, sum(len(cases) for _, cases in plan))
+    with Runner(timeout_s=timeout_s, progress=progress.note, keep_failed=keep) as runner, progress:
+        for scenario, cases in plan:
+            world = build_world(scenario)
+            for case in cases:
+                progress.running(scenario.name, case.name)
+                result = runner.run_case(scenario, case, world=world)
+                results.append(result)
+                progress.done(result)
+                if trace:
+                    print_trace(result, console)
+    finished = datetime.now(UTC)
     print_results(results, console)
     for result in results:
         if result.kept_pod:
             console.print(
                 f"kept the pod of {result.scenario}/{result.case}: docker exec -it {result.kept_pod} bash "
-                "(Postfix's log: docker logs " + result.kept_pod + "); remove it with: mxharness clean"
+                f"(Postfix's log: docker logs {result.kept_pod}); remove it with: mxharness clean",
+                markup=False,
             )
+    notes = {s.name: [p for p in (s.description, s.source and f"Source: {s.source}") if p] for s in scenarios}
+    _write_reports(reports, results, started=started, finished=finished, notes=notes)
+    for option, path in reports.items():
+        console.print(f"wrote {option[2:]} report: {path}", markup=False, highlight=False)
     failed = sum(1 for r in results if not r.passed)
     console.print(f"{len(results) - failed} passed, {failed} failed")
     if any(r.config_issues for r in results):
         sys.exit(EXIT_INPUT)  # Postfix rejected a configuration: invalid input, as for a scenario error
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _selected(name: str, pattern: str | None) -> bool:
+    """``-k``: a glob over ``scenario/case``, or a plain substring of it."""
+    return pattern is None or fnmatch.fnmatch(name, pattern) or pattern in name
+
+
+def _report_paths(options: dict[str, str | None]) -> dict[str, Path]:
+    """The report files asked for, checked before anything starts (exit 2 when one cannot be written)."""
+    paths = {option: Path(value) for option, value in options.items() if value}
+    problems = [f"{option} {path}: {problem}" for option, path in paths.items() if (problem := _unwritable(path))]
+    seen: dict[Path, str] = {}
+    for option, path in paths.items():
+        if (other := seen.setdefault(path.resolve(), option)) != option:
+            problems.append(f"{option} {path}: the same file as {other}. Hint: give each report its own file.")
+    if problems:
+        for problem in problems:
+            click.echo(problem, err=True)
+        click.echo("nothing was started.", err=True)
+        sys.exit(EXIT_INPUT)
+    return paths
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why a report cannot be written at ``path``, or None when it can."""
+    folder = path.parent
+    if path.is_dir():
+        return f"cannot write the report: it is a folder. Hint: give a file name, e.g. {path / 'results'}."
+    if not folder.is_dir():
+        return f"cannot write the report: folder {str(folder)!r} does not exist. Hint: create it first."
+    if path.exists() and not os.access(path, os.W_OK):
+        return "cannot write the report: the file is not writable. Hint: choose another path or fix permissions."
+    if not path.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write the report: folder {str(folder)!r} is not writable. Hint: choose another folder."
+    return None
+
+
+def _write_reports(
+    paths: dict[str, Path],
+    results: list[CaseResult],
+    *,
+    started: datetime,
+    finished: datetime,
+    notes: dict[str, list[str]],
+) -> None:
+    from harness.html_report import render_html
+    from harness.junit import junit_xml
+    from harness.results_json import dumps_results
+
+    render = {
+        "--json": lambda: dumps_results(results, started=started, finished=finished),
+        "--junit": lambda: junit_xml(results, started=started),
+        "--html": lambda: render_html(results, notes=notes, generated=finished),
+    }
+    for option, path in paths.items():
+        try:
+            path.write_text(render[option](), encoding="utf-8")
+        except OSError as exc:
+            click.echo(
+                f"{option} {path}: cannot write the report: {exc.strerror or exc}. Hint: free space or choose "
+                "another path; the results are in the table above.",
+                err=True,
+            )
+            sys.exit(EXIT_ENVIRONMENT)
 
 
 @main.command()
@@ -150,13 +261,18 @@ def doctor() -> None:
 
 
 @main.command()
-def clean() -> None:
-    """Remove every container labelled by mxharness, including leftovers of crashed runs."""
+@click.option("--run", "run_id", help="Remove only the containers of this run id (printed by `run` on interrupt).")
+@click.option("--all", "everything", is_flag=True, help="Also remove pods of runs that are still going.")
+def clean(run_id: str | None, everything: bool) -> None:
+    """Remove containers labelled by mxharness: leftovers of crashed or killed runs, and pods kept by --keep.
+
+    Pods of runs whose process is still alive on this machine are left alone unless --all is given.
+    """
     from harness.engine import Engine, remove_leftovers
 
     engine = Engine()
     try:
-        removed = remove_leftovers(engine)
+        removed = remove_leftovers(engine, run_id=run_id, include_live=everything)
     finally:
         engine.close()
     click.echo(f"removed {removed} container(s)")

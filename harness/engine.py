@@ -12,6 +12,8 @@ on ``lo`` (it needs ``CAP_NET_ADMIN``), serves DNS on 127.0.0.53 and the fake SM
 from __future__ import annotations
 
 import io
+import os
+import socket
 import tarfile
 import threading
 import time
@@ -25,10 +27,12 @@ from docker.models.containers import Container
 
 from harness.errors import EnvironmentProblem, PodError
 
-__all__ = ["LABEL", "Engine", "LogStream", "Pod", "new_run_id", "remove_leftovers"]
+__all__ = ["LABEL", "RUN_LABEL", "Engine", "LogStream", "Pod", "new_run_id", "remove_leftovers"]
 
 LABEL = "mxharness"
 RUN_LABEL = "mxharness.run"
+PID_LABEL = "mxharness.pid"
+HOST_LABEL = "mxharness.host"
 #: Seconds a Docker API call may take before it counts as hung.
 API_TIMEOUT_S = 120
 
@@ -145,7 +149,9 @@ class Pod:
         self.engine = engine
         self.postfix_image = postfix_image
         self.peer_image = peer_image
-        self.labels = {LABEL: "1", RUN_LABEL: run_id, **(labels or {})}
+        # The owner's pid and host let `mxharness clean` tell a crashed run's leftovers from a run still going.
+        owner = {PID_LABEL: str(os.getpid()), HOST_LABEL: socket.gethostname()}
+        self.labels = {LABEL: "1", RUN_LABEL: run_id, **owner, **(labels or {})}
         self.hostname = hostname
         self.postfix: Container | None = None
         self.peer: Container | None = None
@@ -270,9 +276,16 @@ class Pod:
         self.peer = self.postfix = None
 
 
-def remove_leftovers(engine: Engine, *, run_id: str | None = None, keep: Collection[str] = ()) -> int:
-    """Remove containers labelled by mxharness: of one run, or (``run_id=None``) of every run, except the
-    container ids in ``keep``.
+def remove_leftovers(
+    engine: Engine, *, run_id: str | None = None, keep: Collection[str] = (), include_live: bool = False
+) -> int:
+    """Remove containers labelled by mxharness.
+
+    Args:
+        run_id: only this run's containers (a run cleaning up after itself); None: every run's.
+        keep: container ids not to remove (pods kept by ``--keep``).
+        include_live: with ``run_id=None``, also remove containers of runs whose process is still alive on this
+            host; by default those are left alone, so that a clean never breaks a concurrent run.
 
     Returns:
         How many containers were removed.
@@ -280,7 +293,7 @@ def remove_leftovers(engine: Engine, *, run_id: str | None = None, keep: Collect
     label = f"{RUN_LABEL}={run_id}" if run_id else LABEL
     removed = 0
     for container in engine.client.containers.list(all=True, filters={"label": label}):
-        if container.id in keep:
+        if container.id in keep or (run_id is None and not include_live and _owner_alive(container.labels)):
             continue
         try:
             container.remove(force=True, v=True)
@@ -288,6 +301,19 @@ def remove_leftovers(engine: Engine, *, run_id: str | None = None, keep: Collect
         except docker.errors.DockerException:
             pass
     return removed
+
+
+def _owner_alive(labels: Mapping[str, str]) -> bool:
+    """Whether the harness process that made a container still runs (on this host; elsewhere: assume so)."""
+    if labels.get(HOST_LABEL) != socket.gethostname():
+        return labels.get(HOST_LABEL) is not None
+    try:
+        os.kill(int(labels.get(PID_LABEL, "0")), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return int(labels.get(PID_LABEL, "0")) > 0
 
 
 def _tar(files: Mapping[str, bytes]) -> bytes:

@@ -96,17 +96,20 @@ def settings_for(base: PostfixSpec, override: PostfixSpec) -> PostfixSettings:
     )
 
 
-def render_main_cf(settings: PostfixSettings, *, version: tuple[int, ...]) -> str:
+def render_main_cf(settings: PostfixSettings, *, version: tuple[int, ...], trusts_any: bool = True) -> str:
     """The whole main.cf of a case.
 
     Args:
         settings: the case's effective Postfix.
         version: the Postfix version of the image, e.g. (3, 7, 11): ``compatibility_level`` follows it, so that
             Postfix logs no "using backwards-compatible default setting" lines.
+        trusts_any: whether ``postfix.trust`` names any CA; without one the harness sets no ``smtp_tls_CAfile``.
     """
     params = {"compatibility_level": "3.6" if version >= (3, 6) else "2", **HARNESS_MAIN_CF}
     params["myhostname"] = settings.hostname
-    if not any(k in settings.main_cf for k in ("smtp_tls_CAfile", "smtp_tls_CApath")):
+    # With nothing to trust, no CAfile at all: Postfix then verifies no chain (Untrusted) but keeps TLS on, as a
+    # real server without CA data does. An empty CAfile would make it disable TLS ("cannot load CA data").
+    if trusts_any and not any(k in settings.main_cf for k in ("smtp_tls_CAfile", "smtp_tls_CApath")):
         params["smtp_tls_CAfile"] = TRUST_FILE
     params.update(settings.main_cf)
     lines = ["# main.cf written by mxharness: harness defaults, then the scenario's parameters"]

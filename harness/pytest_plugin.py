@@ -11,7 +11,6 @@ for the whole session) → ``mxharness_run`` (runs a scenario built inside a tes
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from harness.results import CaseResult
 __all__ = ["CaseItem", "ScenarioFile"]
 
 _RUNNER_KEY = pytest.StashKey[Any]()
-_LOOKS_LIKE_SCENARIO = re.compile(r"^cases\s*:", re.MULTILINE)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,7 +47,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
-    if file_path.suffix in (".yaml", ".yml") and _LOOKS_LIKE_SCENARIO.search(file_path.read_text(errors="replace")):
+    from harness.scenario import looks_like_scenario
+
+    if file_path.suffix in (".yaml", ".yml") and looks_like_scenario(file_path):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
 

@@ -100,15 +100,24 @@ class Runner:
     def __enter__(self) -> Runner:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.close()
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self.progress(f"interrupted: the pods of run {self.run_id} are removed")
 
-    def close(self) -> None:
-        """Remove whatever this run left (normally nothing) and close the engine connection."""
+    def close(self) -> int:
+        """Remove whatever this run left (normally nothing; after an interrupt, the pod of the case that was
+        running) and close the engine connection.
+
+        Returns:
+            How many containers were removed.
+        """
+        removed = 0
         if self._engine is not None:
-            remove_leftovers(self._engine, run_id=self.run_id, keep=self._kept)
+            removed = remove_leftovers(self._engine, run_id=self.run_id, keep=self._kept)
             self._engine.close()
             self._engine = None
+        return removed
 
     def images(self, release: str | None) -> ImageSet:
         """The pod images for a release, built on first use (raises EnvironmentProblem)."""
@@ -195,11 +204,17 @@ class Runner:
         facts = self._image_facts(pod, images.postfix)
         version = tuple(int(p) for p in facts.version.split(".")[:3] if p.isdigit())
         master_cf = merge_master_cf(facts.master_cf, *settings.master_cf)
+        trust = world.trust_pems(settings.trust)
+        if not trust:
+            # A CAfile/CApath the scenario names still gets a valid file: a CA of no one in the world.
+            trust = {"placeholder": world.placeholder_ca_pem()}
         files = {
-            "/etc/postfix/main.cf": render_main_cf(settings, version=version).encode(),
+            "/etc/postfix/main.cf": render_main_cf(
+                settings, version=version, trusts_any=bool(world.trust_pems(settings.trust))
+            ).encode(),
             "/etc/postfix/master.cf": master_cf.encode(),
             **{path: content.encode() for path, content in settings.maps.items()},
-            **{f"{TRUST_DIR}/{name}.pem": pem for name, pem in world.trust_pems(settings.trust).items()},
+            **{f"{TRUST_DIR}/{name}.pem": pem for name, pem in trust.items()},
         }
         pod.put_postfix_files(files)
         _, output = pod.exec_postfix(install_script(indexed_maps(settings, master_cf)))

@@ -12,6 +12,7 @@ in :mod:`harness.model`; the cross-references between sections by :mod:`harness.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping
@@ -29,13 +30,37 @@ from harness.errors import ScenarioError, ScenarioIssue
 from harness.model import Scenario
 from harness.references import Unchecked, check_references, valid_parts
 
-__all__ = ["load_scenario", "load_scenarios", "scenario_files", "scenario_from_dict", "scenario_issue"]
+__all__ = [
+    "load_scenario",
+    "load_scenarios",
+    "looks_like_scenario",
+    "scenario_files",
+    "scenario_from_dict",
+    "scenario_issue",
+]
 
 Path_ = tuple[str | int, ...]
 
 
+_SCENARIO_KEY = re.compile(r"^(cases|case|dns|servers|pki|postfix)\s*:", re.MULTILINE)
+_NAME_KEY = re.compile(r"^name\s*:", re.MULTILINE)
+
+
+def looks_like_scenario(path: Path) -> bool:
+    """Whether a YAML file is meant as a scenario: a top-level ``name:`` and one of the scenario sections (also
+    a misspelt ``case:``, so that the loader can say what is wrong instead of the file being passed over)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return bool(_NAME_KEY.search(text) and _SCENARIO_KEY.search(text))
+
+
 def scenario_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand files and folders into scenario files (``*.yaml``/``*.yml``, folders searched recursively, sorted).
+    """Expand files and folders into scenario files.
+
+    A file given by name is always taken. In a folder (searched recursively, sorted), the ``*.yaml``/``*.yml``
+    files that :func:`looks_like_scenario` are taken; hidden folders (``.github``) are passed over.
 
     Raises:
         ScenarioError: a path does not exist, or a folder holds no scenario file.
@@ -44,7 +69,14 @@ def scenario_files(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in (".yaml", ".yml")
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                and looks_like_scenario(p)
+            )
             if not found:
                 raise ScenarioError(ScenarioIssue(str(path), None, "", "no *.yaml scenario files in this folder"))
             out.extend(found)

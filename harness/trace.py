@@ -295,7 +295,7 @@ def _ready_text(event: Mapping[str, Any]) -> str:
     dns = event.get("dns") if isinstance(event.get("dns"), dict) else {}
     assert isinstance(dns, dict)
     dns_at = _join(str(dns.get("address")), dns.get("port")) if dns else "?"
-    return f"fake world ready: DNS at {dns_at}; SMTP servers {servers or '(none)'}"
+    return f"ready: DNS at {dns_at}; SMTP servers {servers or '(none)'}"
 
 
 # --- small helpers -----------------------------------------------------------------------------------------

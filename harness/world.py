@@ -22,6 +22,8 @@ __all__ = ["World", "build_world"]
 AUTO_V4 = ipaddress.ip_network("192.0.2.0/24")
 AUTO_V6 = ipaddress.ip_network("2001:db8::/64")
 WORLD_DIR = "/world"
+#: Name of the CA installed when a scenario names a CAfile but trusts no CA (not a valid scenario CA name).
+PLACEHOLDER_CA = "mxharness trusts nothing"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,13 @@ class World:
             chain = [cert.certificate, *(ca.certificate for ca in cert.intermediates)]
             chains[host] = tuple(format_dn(c.subject) for c in chain)
         return chains
+
+    def placeholder_ca_pem(self) -> bytes:
+        """A CA that issued nothing in the world: what a configured CAfile holds when ``trust`` is empty."""
+        try:
+            return self.pki.ca(PLACEHOLDER_CA).cert_pem
+        except KeyError:
+            return self.pki.add_ca(PLACEHOLDER_CA, subject="/O=mxharness/CN=trusts nothing", key="ec256").cert_pem
 
     def trust_pems(self, names: tuple[str, ...] | None) -> dict[str, bytes]:
         """CA name → PEM for Postfix's trust store: ``names``, or every root CA when None."""

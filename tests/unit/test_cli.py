@@ -99,11 +99,10 @@ def test_check_of_an_invalid_file_exits_2_with_file_line_and_key(runner: CliRunn
 
 def test_check_reports_the_problems_of_every_file(runner: CliRunner, files: Path) -> None:
     (files / "empty.yaml").write_text("")
-    result = runner.invoke(main, ["check", "."])
+    result = runner.invoke(main, ["check", ".", "empty.yaml"])
     assert result.exit_code == 2
-    assert result.stderr.startswith(
-        "empty.yaml:1: a scenario is a mapping of keys, found an empty file\ninvalid.yaml:11: servers"
-    )
+    assert result.stderr.startswith("invalid.yaml:11: servers")
+    assert "empty.yaml:1: a scenario is a mapping of keys, found an empty file\n" in result.stderr
     assert result.stderr.endswith("2 problem(s) found; nothing was started.\n")
 
 

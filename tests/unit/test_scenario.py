@@ -616,9 +616,24 @@ def test_load_scenarios_reports_the_problems_of_every_file(tmp_path: Path, monke
     monkeypatch.chdir(tmp_path)
     Path("a.yaml").write_text(changed("{cert: mx1}", "{cert: mx}"))
     Path("b.yaml").write_text("")
+    Path("c.yaml").write_text(VALID.replace("cases:", "case:"))  # a misspelt `cases` is still a scenario
     with pytest.raises(ScenarioError) as caught:
-        load_scenarios(["."])
-    assert [(i.file, i.line) for i in caught.value.issues] == [("a.yaml", 14), ("b.yaml", 1)]
+        load_scenarios([".", "b.yaml"])  # a file named explicitly is taken even when it does not look like one
+    assert [(i.file, i.line) for i in caught.value.issues] == [
+        ("a.yaml", 14),
+        ("c.yaml", 1),
+        ("c.yaml", 17),
+        ("b.yaml", 1),
+    ]
+
+
+def test_a_folder_passes_over_yaml_that_is_not_a_scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("s.yaml").write_text(VALID)
+    Path("docker-compose.yml").write_text("services:\n  web: {image: nginx}\n")
+    Path(".github/workflows").mkdir(parents=True)
+    Path(".github/workflows/ci.yaml").write_text(VALID)  # hidden folders are passed over
+    assert [str(p) for p in scenario_files(["."])] == ["s.yaml"]
 
 
 # --- several problems at once -------------------------------------------------------------------------------

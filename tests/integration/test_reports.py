@@ -1,0 +1,61 @@
+"""The report options end to end on real Postfix: the seed report's fastmail case, told by --trace and written
+as JSON, JUnit XML and HTML."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_reports_and_trace_of_the_fastmail_secure_defers_case(tmp_path: Path) -> None:
+    files = {name: tmp_path / name for name in ("results.json", "junit.xml", "report.html")}
+    command = [
+        sys.executable, "-c", "from harness.cli import main; main()", "run",
+        "--json", str(files["results.json"]), "--junit", str(files["junit.xml"]), "--html", str(files["report.html"]),
+        "--trace", "-k", "*secure-defers", "scenarios/seed/fastmail.yaml",
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+
+    # The trace tells the story, in order.
+    story = [
+        "MX query fastmail.fm. → NOERROR AD=0: MX 10 in1-smtp.messagingengine.com.",
+        "connection to in1-smtp.messagingengine.com[66.111.4.74]:25 from ",
+        "in1-smtp.messagingengine.com[66.111.4.74]:25: STARTTLS",
+        "server certificate verification failed for in1-smtp.messagingengine.com[66.111.4.74]:25: "
+        "num=62:hostname mismatch",
+        "Untrusted TLS connection established to in1-smtp.messagingengine.com[66.111.4.74]:25: TLSv1.3",
+        "dsn=4.7.5, status=deferred (Server certificate not verified)",
+    ]
+    positions = [out.find(step) for step in story]
+    assert all(p >= 0 for p in positions), list(zip(story, positions, strict=True))
+    assert positions == sorted(positions), out
+    assert "[0] /C=AU/ST=Victoria/L=Melbourne/O=FastMail Pty Ltd/CN=*.messagingengine.com" in out
+    assert "1 passed, 0 failed" in out
+    for name, path in files.items():
+        assert f"report: {path}" in out, name
+
+    document = json.loads(files["results.json"].read_text())
+    assert document["schema_version"] == 1 and document["passed"] is True
+    assert document["postfix_releases"] and document["summary"]["cases"] == 1
+    (case,) = document["cases"]
+    assert (case["scenario"], case["case"]) == ("fastmail-secure-nexthop", "secure-defers")
+    observed = case["recipients"][0]["observed"]
+    assert (observed["status"], observed["dsn"], observed["tls"]) == ("deferred", "4.7.5", "Untrusted")
+    assert observed["server"]["starttls"] is True and observed["server"]["tls_version"]
+    assert ("MX", "fastmail.fm.") in [(q["qtype"], q["qname"]) for q in case["dns_queries"]]
+
+    root = ET.fromstring(files["junit.xml"].read_text())
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("1", "0", "0")
+    testcase = root.find(".//testcase")
+    assert testcase is not None and testcase.get("classname") == "fastmail-secure-nexthop.secure-defers"
+
+    page = files["report.html"].read_text()
+    assert "secure-defers" in page and "https://" not in page and "<script" not in page
+    assert "Untrusted TLS connection established to in1-smtp.messagingengine.com[66.111.4.74]:25" in page

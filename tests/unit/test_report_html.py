@@ -1,0 +1,132 @@
+"""``--html``: one self-contained, well-formed page with each case's expected vs observed and timeline."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+
+from _report_cases import config_rejected, fastmail_defers, fastmail_sent, timed_out
+
+from harness.html_report import render_html
+from harness.model import Expect
+
+VOID = {"meta", "br", "hr", "img", "link", "input", "wbr"}
+NOTES = {"fastmail-secure-nexthop": ["fastmail.fm's MX hosts live under messagingengine.com.", "Source: a report"]}
+
+
+class _Structure(HTMLParser):
+    """Collects tags, attributes and text; checks that every element is closed in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.attributes: list[tuple[str, str, str | None]] = []
+        self.errors: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.attributes += [(tag, name, value) for name, value in attrs]
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack.pop() != tag:
+            self.errors.append(f"unexpected </{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _page(**kwargs: object) -> str:
+    results = [fastmail_sent(), fastmail_defers(Expect(status="sent", tls="Verified")), timed_out(), config_rejected()]
+    return render_html(results, notes=NOTES, **kwargs)  # type: ignore[arg-type]
+
+
+def _parsed(page: str) -> _Structure:
+    parser = _Structure()
+    parser.feed(page)
+    parser.close()
+    return parser
+
+
+def test_the_page_is_well_formed() -> None:
+    parsed = _parsed(_page())
+    assert parsed.errors == []
+    assert parsed.stack == []
+
+
+def test_the_page_is_self_contained() -> None:
+    page = _page()
+    assert "http://" not in page and "https://" not in page
+    assert "<script" not in page and "url(" not in page and "@import" not in page
+    attributes = _parsed(page).attributes
+    assert not [a for a in attributes if a[1] == "src"]
+    assert all((value or "").startswith("#") for _, name, value in attributes if name == "href")
+
+
+def test_every_link_points_to_a_case_section() -> None:
+    attributes = _parsed(_page()).attributes
+    ids = {value for _, name, value in attributes if name == "id"}
+    links = [value[1:] for _, name, value in attributes if name == "href" and value]
+    assert len(links) == 4
+    assert set(links) <= ids
+
+
+def test_the_page_names_every_case_and_shows_the_scenario_notes() -> None:
+    page = _page()
+    for name in ("secure-with-provider-match", "secure-defers", "untrusted-root-defers", "typo / one"):
+        assert name in page
+    assert "fastmail.fm&#x27;s MX hosts live under messagingengine.com." in page
+    assert "<title>mxharness report: 1/4 passed</title>" in page
+
+
+def test_expected_vs_observed_and_the_verdicts_are_shown_per_recipient() -> None:
+    page = _page()
+    assert '<tr><td>status</td><td>sent</td><td>deferred</td><td class="bad">FAIL</td></tr>' in page
+    assert '<tr><td>tls</td><td>Verified</td><td>Verified</td><td class="ok">ok</td></tr>' in page
+    assert page.count('<span class="badge fail">FAIL</span>') >= 3
+    assert "Postfix log of queue id 085D7184144" in page  # the failing recipient's own lines
+    assert "no first-attempt status for user@facebook.com" in page
+    assert "Postfix rejected the configuration of this case" in page
+
+
+def test_statuses_and_tls_levels_are_coloured_and_named() -> None:
+    page = _page()
+    assert '<span class="badge tone-sent">sent</span>' in page
+    assert '<span class="badge tone-deferred">deferred</span>' in page
+    assert '<span class="badge tone-Verified">Verified</span>' in page
+    assert '<span class="badge tone-Untrusted">Untrusted</span>' in page
+    for tone in ("sent", "deferred", "bounced", "Verified", "Trusted", "Untrusted", "Anonymous", "none"):
+        assert f".tone-{tone}" in page  # every tone has a colour in the style sheet
+
+
+def test_the_timeline_is_in_the_page_with_the_story_of_the_case() -> None:
+    text = "".join(_parsed(_page()).text)
+    assert "MX query fastmail.fm. → NOERROR AD=0" in text
+    assert "connection to in1-smtp.messagingengine.com[66.111.4.74]:25 from 66.111.4.74:53084" in text
+    assert "server certificate verification failed for in1-smtp.messagingengine.com[66.111.4.74]:25" in text
+    assert "[0] /C=AU/ST=Victoria/L=Melbourne/O=FastMail Pty Ltd/CN=*.messagingengine.com" in text
+    assert 'title="2026-11-30T11:22:40.055295+00:00"' in _page()  # the exact time on hover
+
+
+def test_everything_from_logs_and_scenarios_is_escaped() -> None:
+    nasty = '<script>alert("x")</script> & <b>'
+    page = render_html(
+        [fastmail_defers(Expect(status="sent"), reason=nasty)], notes={"fastmail-secure-nexthop": [nasty]}
+    )
+    assert "<script" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;" in page
+    assert _parsed(page).errors == []
+
+
+def test_the_page_is_written_for_a_projector() -> None:
+    page = _page(generated=datetime(2026, 11, 30, 11, 30, tzinfo=UTC))
+    assert re.search(r"html \{ font-size: 20px; \}", page)
+    assert "· 2026-11-30 11:30:00 UTC" in page
+
+
+def test_an_empty_run_still_makes_a_page() -> None:
+    page = render_html([])
+    assert "0 case(s): 0 passed, 0 failed" in page
+    assert _parsed(page).errors == []

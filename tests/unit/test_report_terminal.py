@@ -1,0 +1,195 @@
+"""The terminal output: table, failure details, trace, progress; colour and live display only on a terminal."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from _report_cases import config_rejected, fastmail_defers, fastmail_sent, timed_out
+from rich.console import Console
+
+from harness.model import Expect
+from harness.progress import RunProgress, live_display
+from harness.report import failure_details, make_console, print_results, print_trace, results_table, trace_text
+
+ANSI = re.compile(r"\x1b\[")
+FAILING = Expect(status="sent", tls="Verified")
+
+
+def _plain_console() -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, width=200), out
+
+
+def _tty_console(**kwargs: object) -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, width=200, force_terminal=True, **kwargs), out  # type: ignore[arg-type]
+
+
+# --- table and failure details ------------------------------------------------------------------------------
+
+
+def test_the_table_has_one_row_per_recipient() -> None:
+    table = results_table([fastmail_defers(), fastmail_sent(), timed_out()])
+    assert table.row_count == 3
+
+
+def test_the_table_does_not_read_markup_in_reasons() -> None:
+    out = io.StringIO()
+    Console(file=out, width=400).print(results_table([fastmail_defers(reason="[bold]550 5.7.1 [red]no[/red]")]))
+    assert "[bold]550 5.7.1 [red]no[/red]" in out.getvalue()
+
+
+def test_failure_details_give_expected_vs_observed_per_key() -> None:
+    text = failure_details(fastmail_defers(FAILING))
+    assert "fastmail-secure-nexthop / secure-defers: FAILED (Postfix 3.7.11)" in text
+    assert "FAIL status: expected 'sent', observed 'deferred'" in text
+    assert "FAIL tls: expected 'Verified', observed 'Untrusted'" in text
+    assert "observed: deferred 4.7.5 Untrusted via in2-smtp.messagingengine.com[192.0.2.10]:25" in text
+
+
+def test_failure_details_give_the_postfix_lines_of_the_queue_id_without_docker_timestamps() -> None:
+    text = failure_details(fastmail_defers(FAILING))
+    assert "Postfix log of queue id 085D7184144:" in text
+    assert (
+        "      Nov 30 11:22:40 mail postfix/smtp[221]: server certificate verification failed for "
+        "in2-smtp.messagingengine.com[192.0.2.10]:25: num=62:hostname mismatch"
+    ) in text
+    assert "status=deferred (Server certificate not verified)" in text
+    assert "2026-11-30T" not in text
+
+
+def test_failure_details_give_what_the_fake_server_saw_and_the_chain_it_presented() -> None:
+    text = failure_details(fastmail_defers(FAILING))
+    assert (
+        "the fake server in2-smtp.messagingengine.com [192.0.2.10]:25 saw: EHLO mail.example.test, "
+        "STARTTLS TLSv1.3 TLS_AES_256_GCM_SHA384 SNI=(none), no message data"
+    ) in text
+    assert "certificate chain it presented (leaf first):\n      [0] /C=AU/ST=Victoria" in text
+
+
+def test_failure_details_give_the_dns_queries_made() -> None:
+    text = failure_details(fastmail_defers(FAILING))
+    assert "DNS queries made (5):" in text
+    assert "    MX query fastmail.fm. → NOERROR AD=0: MX 10 in1-smtp.messagingengine.com." in text
+
+
+def test_failure_details_of_a_case_that_could_not_finish_give_the_error_and_log_tails() -> None:
+    text = failure_details(timed_out())
+    assert "error: no first-attempt status for user@facebook.com within 30 s" in text
+    assert "nothing observed: no first-attempt status" in text
+    assert "expected: deferred 4.7.5" in text
+    assert "last Postfix log lines:" in text and "last peer events:" in text
+
+
+def test_failure_details_of_a_rejected_configuration_list_the_issues() -> None:
+    text = failure_details(config_rejected())
+    assert "Postfix rejected the configuration of this case; no mail was sent:" in text
+    assert "scenarios/x.yaml:14: postfix.main.cf.smtp_tls_securty_level: Postfix does not know" in text
+
+
+def test_print_results_prints_details_only_for_failed_cases() -> None:
+    console, out = _plain_console()
+    print_results([fastmail_sent(), fastmail_defers(FAILING)], console)
+    assert out.getvalue().count("FAILED") == 1
+    assert "secure-with-provider-match: FAILED" not in out.getvalue()
+
+
+# --- trace --------------------------------------------------------------------------------------------------
+
+
+def test_the_trace_tells_the_story_one_line_per_entry_with_offsets() -> None:
+    text = trace_text(fastmail_defers()).plain
+    lines = text.splitlines()
+    assert lines[0] == "trace of fastmail-secure-nexthop / secure-defers pass (Postfix 3.7.11, 28 entries)"
+    assert lines[1].startswith("    +0.000 s postfix postfix/postfix-script[195]: starting the Postfix mail system")
+    assert "dns     MX query fastmail.fm. → NOERROR AD=0" in text
+    assert "smtp    connection to in1-smtp.messagingengine.com[66.111.4.74]:25 from 66.111.4.74:53084" in text
+    assert "smtp    in1-smtp.messagingengine.com[66.111.4.74]:25: STARTTLS" in text
+    assert "postfix postfix/smtp[221]: Untrusted TLS connection established to in1-smtp" in text
+    assert "\n                       [0] /C=AU/ST=Victoria" in text  # the chain under the TLS entry
+    assert lines[-1].endswith("connection closed (ConnectionResetError: [Errno 104] Connection reset by peer)")
+
+
+def test_the_trace_colours_statuses_and_tls_levels() -> None:
+    text = trace_text(fastmail_sent())
+    styles = {text.plain[span.start : span.end]: str(span.style) for span in text.spans}
+    verified = next(k for k in styles if k.startswith("Verified TLS connection established"))
+    status = next(k for k in styles if "status=sent" in k)
+    assert styles[verified] == "green"
+    assert styles[status] == "green"
+    assert "yellow" in {str(s.style) for s in trace_text(fastmail_defers()).spans}  # deferred
+
+
+def test_print_trace_keeps_long_postfix_lines_whole() -> None:
+    out = io.StringIO()
+    print_trace(fastmail_defers(), Console(file=out, width=80))
+    assert (
+        "postfix/smtp[221]: 085D7184144: to=<user@fastmail.fm>, relay=in2-smtp.messagingengine.com[192.0.2.10]:25, "
+        "delay=0.05, delays=0.02/0.01/0.02/0, dsn=4.7.5, status=deferred (Server certificate not verified)"
+    ) in out.getvalue()
+
+
+# --- colour and live display --------------------------------------------------------------------------------
+
+
+def test_output_that_is_not_a_terminal_has_no_colour_and_is_200_wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    out = io.StringIO()
+    console = make_console(out)
+    print_results([fastmail_defers(FAILING)], console)
+    print_trace(fastmail_defers(FAILING), console)
+    assert console.width == 200
+    assert not ANSI.search(out.getvalue())
+    assert not live_display(console)
+
+
+def test_a_terminal_gets_colour_and_the_live_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    console, out = _tty_console()
+    console.print(trace_text(fastmail_defers()))
+    assert ANSI.search(out.getvalue())
+    assert live_display(console)
+
+
+def test_no_color_turns_off_colour_and_the_live_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    console, out = _tty_console()
+    console.print(trace_text(fastmail_defers()))
+    assert not re.search(r"\x1b\[[0-9;]*3\dm", out.getvalue())  # no foreground colour
+    assert not live_display(console)
+
+
+def test_progress_without_a_terminal_prints_one_numbered_line_per_case() -> None:
+    console, out = _plain_console()
+    with RunProgress(console, 2) as progress:
+        assert not progress.live
+        progress.running("fastmail-secure-nexthop", "secure-defers")
+        progress.done(fastmail_defers())
+        progress.running("fastmail-secure-nexthop", "secure-defers")
+        progress.done(fastmail_defers(FAILING))
+        progress.note("building image mxharness-postfix:3.7-abc")
+    assert out.getvalue() == (
+        "pass fastmail-secure-nexthop/secure-defers (2.6 s) [1/2]\n"
+        "FAIL fastmail-secure-nexthop/secure-defers (2.6 s) [2/2]\n"
+        "building image mxharness-postfix:3.7-abc\n"
+    )
+
+
+def test_progress_on_a_terminal_shows_the_running_case_and_the_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    console, out = _tty_console()
+    with RunProgress(console, 3) as progress:
+        assert progress.live
+        progress.running("fastmail-secure-nexthop", "secure-defers")
+        progress._progress.refresh()
+        assert "fastmail-secure-nexthop/secure-defers" in out.getvalue()
+        assert "0/3" in out.getvalue()
+        progress.done(fastmail_defers())
+        progress._progress.refresh()
+        assert "1/3" in out.getvalue()

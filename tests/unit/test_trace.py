@@ -1,0 +1,226 @@
+"""The timeline of a case (harness.trace), built from real Postfix logs and peer events of the seed scenarios."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from _report_cases import fastmail_defers, fastmail_sent
+
+from harness.results import CaseResult
+from harness.trace import TraceEntry, build_timeline, dns_queries, split_docker_time
+
+
+def _index(timeline: tuple[TraceEntry, ...], text: str, *, source: str | None = None) -> int:
+    """Position of the first entry whose text contains ``text``."""
+    for index, entry in enumerate(timeline):
+        if text in entry.text and (source is None or entry.source == source):
+            return index
+    raise AssertionError(f"no entry with {text!r} in:\n" + "\n".join(e.text for e in timeline))
+
+
+def _peer_line(event: dict[str, object], stamp: str = "2026-11-30T11:22:40.000000000Z") -> str:
+    return f"{stamp} {json.dumps(event)}"
+
+
+def _empty_case(**kwargs: object) -> CaseResult:
+    return CaseResult(scenario="s", case="c", source_file="s.yaml", recipients=(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_timeline_is_in_time_order() -> None:
+    timeline = build_timeline(fastmail_defers())
+    times = [e.time for e in timeline]
+    assert all(t is not None for t in times)
+    assert times == sorted(times)  # type: ignore[type-var]
+    assert len(timeline) == 28
+
+
+def test_the_timeline_tells_the_secure_defers_story_in_order() -> None:
+    timeline = build_timeline(fastmail_defers())
+    steps = [
+        _index(timeline, "MX query fastmail.fm.", source="dns"),
+        _index(timeline, "connection to in1-smtp.messagingengine.com[66.111.4.74]:25 from 66.111.4.74:53084"),
+        _index(timeline, "STARTTLS", source="smtp"),
+        _index(timeline, "verification failed for in1-smtp.messagingengine.com[66.111.4.74]:25: num=62:hostname"),
+        _index(timeline, "Untrusted TLS connection established to in1-smtp.messagingengine.com"),
+        _index(timeline, "connection to in2-smtp.messagingengine.com[192.0.2.10]:25"),
+        _index(timeline, "status=deferred (Server certificate not verified)"),
+    ]
+    assert steps == sorted(steps)
+
+
+def test_a_dns_entry_has_qname_qtype_rcode_ad_bit_and_answers() -> None:
+    timeline = build_timeline(fastmail_defers())
+    entry = timeline[_index(timeline, "MX query")]
+    assert (entry.source, entry.kind, entry.who, entry.tone) == ("dns", "query", "fake DNS", None)
+    assert entry.text == (
+        "MX query fastmail.fm. → NOERROR AD=0: MX 10 in1-smtp.messagingengine.com., MX 20 in2-smtp.messagingengine.com."
+    )
+
+
+def test_nodata_nxdomain_and_the_ad_bit_are_shown() -> None:
+    events = [
+        {"event": "dns", "t": 1.0, "qname": "in1.example.", "qtype": "AAAA", "rcode": "NOERROR", "ad": False,
+         "answers": []},
+        {"event": "dns", "t": 2.0, "qname": "nope.example.", "qtype": "MX", "rcode": "NXDOMAIN", "ad": False,
+         "answers": []},
+        {"event": "dns", "t": 3.0, "qname": "_25._tcp.mx.example.", "qtype": "TLSA", "rcode": "NOERROR", "ad": True,
+         "answers": ["_25._tcp.mx.example. 300 IN TLSA 3 1 1 ABCD"]},
+        {"event": "dns", "t": 4.0, "qname": "www.example.", "qtype": "A", "rcode": "NOERROR", "ad": False,
+         "answers": ["www.example. 300 IN CNAME host.example.", "host.example. 300 IN A 192.0.2.7"]},
+    ]  # fmt: skip
+    timeline = build_timeline(_empty_case(peer_events=tuple(_peer_line(e) for e in events)))
+    assert [e.text for e in timeline] == [
+        "AAAA query in1.example. → NOERROR AD=0: no records",
+        "MX query nope.example. → NXDOMAIN AD=0: no records",
+        "TLSA query _25._tcp.mx.example. → NOERROR AD=1: TLSA 3 1 1 ABCD",
+        "A query www.example. → NOERROR AD=0: CNAME host.example., host.example. A 192.0.2.7",
+    ]
+    assert [e.tone for e in timeline] == [None, "warning", None, None]
+
+
+def test_the_tls_entry_has_version_cipher_sni_and_the_chain_presented_leaf_first() -> None:
+    timeline = build_timeline(fastmail_defers())
+    entry = timeline[_index(timeline, "TLS handshake done", source="smtp")]
+    assert entry.who == "in1-smtp.messagingengine.com[66.111.4.74]:25"
+    assert entry.text == "TLS handshake done: TLSv1.3, TLS_AES_256_GCM_SHA384, SNI (none)"
+    assert entry.details == (
+        "certificate chain presented (leaf first):",
+        "  [0] /C=AU/ST=Victoria/L=Melbourne/O=FastMail Pty Ltd/CN=*.messagingengine.com",
+        "  [1] /C=US/O=DigiCert Inc/OU=www.digicert.com/CN=DigiCert SHA2 High Assurance Server CA",
+    )
+
+
+def test_an_sni_sent_by_postfix_is_shown_and_a_server_without_a_known_chain_has_no_details() -> None:
+    event = {"event": "smtp", "stage": "tls", "t": 1.0, "server": "mx.example", "local": "[2001:db8::5]:25",
+             "client": "[2001:db8::5]:41000", "version": "TLSv1.2", "cipher": "ECDHE-RSA-AES256-GCM-SHA384",
+             "sni": "mx.example"}  # fmt: skip
+    (entry,) = build_timeline(_empty_case(peer_events=(_peer_line(event),)))
+    assert entry.text == "TLS handshake done: TLSv1.2, ECDHE-RSA-AES256-GCM-SHA384, SNI mx.example"
+    assert entry.who == "mx.example[2001:db8::5]:25"  # IPv6 in Postfix's host[address]:port form
+    assert entry.details == ()
+
+
+def test_postfix_lines_are_classified_and_coloured_by_status_and_tls_level() -> None:
+    timeline = build_timeline(fastmail_defers())
+    verify = timeline[_index(timeline, "server certificate verification failed")]
+    tls = timeline[_index(timeline, "Untrusted TLS connection established")]
+    note = timeline[_index(timeline, "085D7184144: Server certificate not verified")]
+    status = timeline[_index(timeline, "status=deferred")]
+    assert (verify.source, verify.kind, verify.tone, verify.who) == ("postfix", "verify", "error", "postfix/smtp[221]")
+    assert (tls.kind, tls.tone) == ("tls", "Untrusted")
+    assert (note.kind, note.queue_id) == ("note", "085D7184144")
+    assert (status.kind, status.tone, status.queue_id) == ("status", "deferred", "085D7184144")
+    assert status.text.startswith("085D7184144: to=<user@fastmail.fm>, relay=in2-smtp")  # Postfix's own words
+
+
+def test_a_delivered_message_shows_verified_tls_and_the_data_the_server_accepted() -> None:
+    timeline = build_timeline(fastmail_sent())
+    tls = timeline[_index(timeline, "Verified TLS connection established")]
+    data = timeline[_index(timeline, "DATA accepted")]
+    status = timeline[_index(timeline, "status=sent")]
+    assert tls.tone == "Verified"
+    assert status.tone == "sent"
+    assert data.tone == "sent"
+    assert "369 octets" in data.text and "queued as 5AFEFFD3A8" in data.text
+    assert [e.text for e in timeline if e.kind in ("mail", "rcpt")] == [
+        "MAIL FROM:<sender@example.test> SIZE=369",
+        "RCPT TO:<user@fastmail.fm>",
+    ]
+
+
+def test_session_summaries_are_left_out_and_every_other_peer_event_is_kept() -> None:
+    case = fastmail_defers()
+    timeline = build_timeline(case)
+    json_lines = [line for line in case.peer_events if " {" in line]
+    summaries = [line for line in json_lines if '"event": "session"' in line]
+    assert len(summaries) == 2
+    assert sum(1 for e in timeline if e.source != "postfix") == len(json_lines) - len(summaries)
+    assert len([e for e in timeline if e.source == "postfix"]) == len(case.postfix_log)
+
+
+def test_the_ready_event_names_the_dns_and_smtp_endpoints() -> None:
+    timeline = build_timeline(fastmail_defers())
+    ready = timeline[_index(timeline, "ready:", source="peer")]
+    assert ready.text == (
+        "ready: DNS at 127.0.0.53:53; SMTP servers in1-smtp.messagingengine.com[66.111.4.74]:25, "
+        "in2-smtp.messagingengine.com[192.0.2.10]:25"
+    )
+
+
+def test_a_peer_event_without_t_is_placed_at_its_docker_timestamp() -> None:
+    lines = (
+        _peer_line({"event": "error", "message": "cannot bind 66.111.4.74"}, "2026-11-30T11:22:41.500000000Z"),
+        _peer_line({"event": "smtp", "stage": "connect", "t": datetime(2026, 11, 30, 11, 22, 41, tzinfo=UTC)
+                    .timestamp(), "server": "mx", "local": "192.0.2.1:25", "client": "192.0.2.1:4000"}),
+        "2026-11-30T11:22:42.000000000Z Traceback (most recent call last):",
+    )  # fmt: skip
+    timeline = build_timeline(_empty_case(peer_events=lines))
+    assert [(e.kind, e.time) for e in timeline] == [
+        ("connect", datetime(2026, 11, 30, 11, 22, 41, tzinfo=UTC)),
+        ("error", datetime(2026, 11, 30, 11, 22, 41, 500000, tzinfo=UTC)),
+    ]
+    assert timeline[1].tone == "error"
+
+
+def test_a_tls_handshake_failure_at_the_server_is_an_error() -> None:
+    event = {"event": "smtp", "stage": "tls_failed", "t": 5.0, "server": "mx", "local": "192.0.2.1:25",
+             "client": "192.0.2.1:4000", "error": "SSLError: [SSL: NO_SHARED_CIPHER] no shared cipher"}  # fmt: skip
+    (entry,) = build_timeline(_empty_case(peer_events=(_peer_line(event),)))
+    assert (entry.text, entry.tone) == (
+        "TLS handshake failed: SSLError: [SSL: NO_SHARED_CIPHER] no shared cipher",
+        "error",
+    )
+
+
+def test_a_line_that_is_not_postfix_is_kept_as_a_plain_log_entry() -> None:
+    case = fastmail_defers()
+    odd = "2026-11-30T11:22:40.070000000Z postmap: fatal: open /etc/postfix/nope: No such file or directory"
+    timeline = build_timeline(replace(case, postfix_log=(*case.postfix_log[:6], odd, *case.postfix_log[6:])))
+    entry = timeline[_index(timeline, "postmap: fatal")]
+    assert (entry.source, entry.kind, entry.who) == ("postfix", "log", "")
+    assert entry.time == datetime(2026, 11, 30, 11, 22, 40, 70000, tzinfo=UTC)
+
+
+def test_warnings_and_fatal_lines_are_coloured() -> None:
+    lines = (
+        "2026-11-30T11:22:40.0Z Nov 30 11:22:40 mail postfix/smtp[9]: warning: TLS library problem: x",
+        "2026-11-30T11:22:41.0Z Nov 30 11:22:41 mail postfix/smtp[9]: fatal: bad smtp_tls_security_level",
+    )
+    timeline = build_timeline(_empty_case(postfix_log=lines))
+    assert [(e.kind, e.tone) for e in timeline] == [("warning", "warning"), ("fatal", "error")]
+
+
+def test_a_case_without_logs_has_an_empty_timeline() -> None:
+    assert build_timeline(_empty_case()) == ()
+
+
+def test_dns_queries_are_every_dns_event_in_time_order() -> None:
+    queries = dns_queries(fastmail_defers())
+    assert [(q.qtype, q.qname) for q in queries] == [
+        ("MX", "fastmail.fm."),
+        ("A", "in1-smtp.messagingengine.com."),
+        ("AAAA", "in1-smtp.messagingengine.com."),
+        ("A", "in2-smtp.messagingengine.com."),
+        ("AAAA", "in2-smtp.messagingengine.com."),
+    ]
+    assert queries[0].answers == (
+        "fastmail.fm. 300 IN MX 10 in1-smtp.messagingengine.com.",
+        "fastmail.fm. 300 IN MX 20 in2-smtp.messagingengine.com.",
+    )
+    assert queries[0].client == "127.0.0.1:46751"
+    assert queries[0].ad is False
+
+
+def test_split_docker_time_reads_nanoseconds_and_leaves_other_lines_alone() -> None:
+    line = "2026-11-30T11:22:39.748123160Z Nov 30 11:22:39 mail postfix/master[1]: daemon started"
+    assert split_docker_time(line) == (
+        datetime(2026, 11, 30, 11, 22, 39, 748123, tzinfo=UTC),
+        "Nov 30 11:22:39 mail postfix/master[1]: daemon started",
+    )
+    assert split_docker_time("Nov 30 11:22:39 mail postfix/master[1]: x") == (
+        None,
+        "Nov 30 11:22:39 mail postfix/master[1]: x",
+    )
+    assert split_docker_time("2026-13-45T99:00:00Z nonsense") == (None, "2026-13-45T99:00:00Z nonsense")
