@@ -66,7 +66,7 @@ def main() -> None:
 @click.option(
     "--timeout",
     "timeout_s",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=30.0,
     show_default=True,
     help="Seconds per case for every recipient to reach a first-attempt status.",
@@ -237,7 +237,8 @@ def doctor() -> None:
     import shutil
 
     from harness.engine import Engine
-    from harness.images import DEFAULT_RELEASE, RELEASES, image_states
+    from harness.images import image_states
+    from harness.releases import DEFAULT_RELEASE, RELEASES
 
     click.echo(
         f"Postfix releases: {', '.join(f'{r} (Debian {s})' for r, s in RELEASES.items())}; default {DEFAULT_RELEASE}"

@@ -29,12 +29,10 @@ import docker.errors
 
 from harness.engine import LABEL, Engine
 from harness.errors import EnvironmentProblem
+from harness.releases import DEFAULT_RELEASE, RELEASES, release_error, suite_for_release
 
 __all__ = ["DEFAULT_RELEASE", "RELEASES", "ImageSet", "ImageState", "ensure_images", "image_states", "suite_for"]
 
-#: Postfix release → Debian suite that ships it.
-RELEASES: dict[str, str] = {"3.7": "bookworm"}
-DEFAULT_RELEASE = "3.7"
 #: The peer always runs on this suite (its Python must match the host-built wheels' tags: pure Python here).
 PEER_SUITE = "bookworm"
 PEER_PACKAGES = ("aiosmtpd", "atpublic", "attrs", "dnslib")
@@ -60,13 +58,10 @@ def suite_for(release: str | None) -> str:
     Raises:
         EnvironmentProblem: unknown release.
     """
-    release = release or DEFAULT_RELEASE
-    if release in RELEASES:
-        return RELEASES[release]
-    if release in RELEASES.values():
-        return release
-    known = ", ".join(f"{r} ({s})" for r, s in RELEASES.items())
-    raise EnvironmentProblem(f"no Postfix image for release {release!r}. Hint: known releases are {known}")
+    suite = suite_for_release(release)
+    if suite is None:
+        raise EnvironmentProblem(release_error(str(release)))
+    return suite
 
 
 def ensure_images(engine: Engine, release: str | None = None, *, progress: Progress = print) -> ImageSet:

@@ -256,18 +256,32 @@ class Expect(_Frozen):
 class Message(_Frozen):
     """One message to inject with Postfix's sendmail: one recipient."""
 
-    to: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
-    from_: str = Field(default="sender@example.test", alias="from", pattern=r"^([^@\s]+@[^@\s]+)?$")
+    # A local part may be quoted and hold spaces (RFC 5321 §4.1.2: "john doe"@example.com).
+    to: str = Field(pattern=r'^([^@\s"]+|"[^"]+")@[^@\s]+$')
+    from_: str = Field(default="sender@example.test", alias="from", pattern=r'^(([^@\s"]+|"[^"]+")@[^@\s]+)?$')
     subject: str | None = None
     body: str | None = None
     headers: dict[str, PostfixValue] = Field(default_factory=dict)
     expect: Expect = Field(default_factory=Expect)
 
+    @field_validator("headers")
+    @classmethod
+    def _not_message_id(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name in headers:
+            if name.lower() == "message-id":
+                raise ValueError(
+                    "the harness sets Message-ID itself: it finds the message in Postfix's log by it. "
+                    "Hint: remove this header"
+                )
+            if not re.fullmatch(r"[!-9;-~]+", name):
+                raise ValueError(f"{name!r} is not a header field name (RFC 5322 §2.2: printable, no colon or space)")
+        return headers
+
 
 class Case(_Frozen):
     """One case: Postfix overrides and the messages to send, run against a fresh Postfix state."""
 
-    name: str = Field(pattern=SLUG)
+    name: str = Field(pattern=SLUG, max_length=63)
     postfix: PostfixSpec = Field(default_factory=PostfixSpec)
     send: list[Message] = Field(min_length=1)
 
@@ -278,7 +292,7 @@ class Scenario(_Frozen):
     The file it came from is :attr:`source_file` (not a YAML key).
     """
 
-    name: str = Field(pattern=SLUG)
+    name: str = Field(pattern=SLUG, max_length=63)
     description: str | None = None
     source: str | None = None
     pki: Pki = Field(default_factory=Pki)

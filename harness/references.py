@@ -14,11 +14,12 @@ import re
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from harness.model import Case, CaSpec, CertSpec, DnsNode, Pki, PostfixSpec, Scenario, ServerSpec
+from harness.releases import release_error, suite_for_release
 
 __all__ = ["Unchecked", "check_references", "valid_parts"]
 
@@ -85,6 +86,8 @@ def _valid_entries(section: Any, model: type[BaseModel]) -> tuple[dict[str, Any]
             good[str(name)] = model.model_validate(value)
         except ValidationError:
             bad.add(str(name))
+            if model is DnsNode and isinstance(value, Mapping):  # its other record types are still checked
+                good[str(name)] = _valid_fields(value, DnsNode)
     return good, frozenset(bad)
 
 
@@ -92,7 +95,23 @@ def _valid_or_default(value: Any, model: type[PostfixSpec]) -> PostfixSpec:
     try:
         return model.model_validate(value if value is not None else {})
     except ValidationError:
-        return model()
+        return _valid_fields(value, model) if isinstance(value, Mapping) else model()
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _valid_fields(value: Mapping[str, Any], model: type[_M]) -> _M:
+    """A model of the keys of ``value`` that pass on their own (for models whose every field is optional), so
+    that one bad key does not hide the references of the others."""
+    good: dict[str, Any] = {}
+    for key, item in value.items():
+        try:
+            model.model_validate({key: item})
+        except ValidationError:
+            continue
+        good[key] = item
+    return model.model_validate(good)
 
 
 def _near(name: str, names: Iterable[str]) -> str:
@@ -155,7 +174,8 @@ def check_references(s: Scenario, unchecked: Unchecked) -> Iterator[tuple[Path_,
 
     for host, server in s.servers.items():
         if not _is_ip(host) and _fqdn(host) not in with_address and _fqdn(host) not in unchecked.owners:
-            hint = " (it has no A or AAAA record)" if _fqdn(host) in owners else _near(host, list(s.dns))
+            # Suggest only names that have an address: another name without one would not help.
+            hint = " (it has no A or AAAA record)" if _fqdn(host) in owners else _near(_fqdn(host), with_address)
             yield ("servers", host), f"server host {host!r} has no address in dns{hint}. Hint: add `A: auto`"
         if server.cert is not None and no_cert(server.cert):
             near = _near(server.cert, certs)
@@ -166,6 +186,9 @@ def check_references(s: Scenario, unchecked: Unchecked) -> Iterator[tuple[Path_,
 
     specs = [(("postfix",), s.postfix)] + [(("cases", i, "postfix"), c.postfix) for i, c in enumerate(s.cases)]
     for loc, spec in specs:
+        if spec.release is not None and suite_for_release(spec.release) is None:
+            yield (*loc, "release"), release_error(spec.release)
+        yield from _check_master_cf((*loc, "master.cf"), spec.master_cf)
         for i, ca_name in enumerate(spec.trust or []):
             if no_ca(ca_name):
                 yield (*loc, "trust", i), f"no CA named {ca_name!r} in pki.cas{_near(ca_name, cas)}"
@@ -341,3 +364,21 @@ def _undefined_maps(s: Scenario) -> Iterator[tuple[Path_, str]]:
                             f"Hint: add it under postfix.maps, e.g. `{path}: |` followed by its lines"
                         ),
                     )
+
+
+def _check_master_cf(loc: Path_, text: str | None) -> Iterator[tuple[Path_, str]]:
+    """Each master.cf entry's first line has the eight fields of master(5): service type private unpriv chroot
+    wakeup maxproc command; a continuation line (white space first) holds only arguments."""
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#") or line[0].isspace():
+            continue
+        fields = line.split()
+        if len(fields) < 8:
+            yield (
+                loc,
+                (
+                    f"line {number} of master.cf has {len(fields)} fields: {line.strip()!r}. Hint: an entry is "
+                    "`service type private unpriv chroot wakeup maxproc command [args]`, e.g. "
+                    "`out unix - - n - - smtp`; arguments go on lines that start with white space"
+                ),
+            )

@@ -102,6 +102,7 @@ class RecipientResult:
     checks: tuple[Check, ...]
     release: str | None = None
     error: str | None = None
+    message_id: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -121,6 +122,10 @@ class CaseResult:
         kept_pod: name of the Postfix container left running by ``--keep`` after a failure.
         server_chains: server host → subjects of the certificate chain it presents (leaf first), as Postfix
             logs them.
+        server_names: server host → the names of its leaf certificate that Postfix matches against: DNS and IP
+            subjectAltNames, or ``CN=…`` when there is no DNS subjectAltName.
+        main_cf: the case's whole main.cf as the harness wrote it.
+        maps: the case's map files (path → content).
         postfix_log: every Postfix log line of the case.
         peer_events: every peer event line (DNS queries, SMTP stages, sessions).
     """
@@ -134,6 +139,9 @@ class CaseResult:
     config_issues: tuple[ScenarioIssue, ...] = ()
     kept_pod: str | None = None
     server_chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    server_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    main_cf: str = ""
+    maps: dict[str, str] = field(default_factory=dict)
     postfix_log: tuple[str, ...] = ()
     peer_events: tuple[str, ...] = field(default=(), repr=False)
     duration_s: float = 0.0

@@ -15,13 +15,13 @@ import shlex
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from email.utils import formatdate
 
 from harness.config_check import fatal_issues, unused_parameter_issues
 from harness.engine import Engine, Pod, new_run_id, remove_leftovers
 from harness.errors import CaseTimeout, ConfigRejected, PodError, ScenarioIssue
 from harness.images import ImageSet, ensure_images
 from harness.maillog import Attempt, DeliveryTracker
+from harness.message import rfc5322
 from harness.model import Case, Message, Scenario
 from harness.postfix import (
     START_POSTFIX,
@@ -156,6 +156,7 @@ class Runner:
         tracker = DeliveryTracker()
         ids = [f"mxh.{self.run_id}.{i}@{scenario.name}.{case.name}.mxharness.test" for i in range(len(case.send))]
         config_issues: list[ScenarioIssue] = []
+        main_cf = ""
         with Pod(
             self.engine,
             postfix_image=images.postfix,
@@ -166,7 +167,7 @@ class Runner:
         ) as pod:
             error = None
             try:
-                self._bring_up(pod, images, settings, world, scenario, scenario.cases.index(case))
+                main_cf = self._bring_up(pod, images, settings, world, scenario, scenario.cases.index(case))
                 self._inject(pod, case.send, ids)
                 self._wait_for_first_attempts(pod, tracker, case.send, ids)
             except ConfigRejected as exc:
@@ -186,6 +187,9 @@ class Runner:
                 error=error,
                 config_issues=tuple(config_issues),
                 server_chains=world.server_chains(),
+                server_names=world.server_names(),
+                main_cf=main_cf,
+                maps=dict(settings.maps),
                 postfix_log=postfix_log,
                 peer_events=peer_log,
             )
@@ -199,7 +203,8 @@ class Runner:
 
     def _bring_up(
         self, pod: Pod, images: ImageSet, settings: PostfixSettings, world: World, scenario: Scenario, index: int
-    ) -> None:
+    ) -> str:
+        """Start the pod with the case's configuration; returns the main.cf written."""
         pod.start_postfix()
         facts = self._image_facts(pod, images.postfix)
         version = tuple(int(p) for p in facts.version.split(".")[:3] if p.isdigit())
@@ -238,6 +243,7 @@ class Runner:
                 pod.postfix_log.snapshot()[-20:],
             )
         self._preflight(pod, master_cf, settings, scenario, index)
+        return files["/etc/postfix/main.cf"].decode()
 
     def _preflight(self, pod: Pod, master_cf: str, settings: PostfixSettings, scenario: Scenario, index: int) -> None:
         """Start each SMTP client service once so that Postfix checks its parameter values before mail is sent."""
@@ -261,7 +267,7 @@ class Runner:
 
     def _inject(self, pod: Pod, messages: list[Message], ids: list[str]) -> None:
         files = {
-            f"/run/mxharness/mail/{i}.eml": _rfc5322(m, mid)
+            f"/run/mxharness/mail/{i}.eml": rfc5322(m, mid)
             for i, (m, mid) in enumerate(zip(messages, ids, strict=True))
         }
         pod.put_postfix_files(files)
@@ -277,12 +283,22 @@ class Runner:
     ) -> None:
         assert pod.postfix_log is not None and pod.peer_log is not None
 
-        def all_decided(lines: list[str]) -> bool:
+        def all_decided_or_fatal(lines: list[str]) -> bool:
             for line in lines[tracker.fed :]:
                 tracker.feed(line)
-            return all(tracker.first_attempt(mid, m.to) for m, mid in zip(messages, ids, strict=True))
+            decided = all(tracker.first_attempt(mid, m.to) for m, mid in zip(messages, ids, strict=True))
+            return decided or bool(tracker.fatals)
 
-        if not pod.postfix_log.wait_for(all_decided, self.timeout_s):
+        finished = pod.postfix_log.wait_for(all_decided_or_fatal, self.timeout_s)
+        if fatal := tracker.fatals:
+            # A daemon that dies at start is restarted by master(8) after a pause, again and again: no status
+            # line would ever come, so the case ends at the first fatal line.
+            raise PodError(
+                f"Postfix stopped with a fatal error: {fatal[0].service}: {fatal[0].message}. "
+                "Hint: the line names the parameter or file at fault",
+                pod.postfix_log.snapshot()[-25:],
+            )
+        if not finished:
             missing = [m.to for m, mid in zip(messages, ids, strict=True) if not tracker.first_attempt(mid, m.to)]
             tail = [*pod.postfix_log.snapshot()[-25:], "--- peer events ---", *pod.peer_log.snapshot()[-15:]]
             raise CaseTimeout(
@@ -317,22 +333,10 @@ def _recipients(
                 checks=compare(message.expect, observed) if observed else (),
                 release=tracker.version,
                 error=None if observed else (error or "no status line for this recipient"),
+                message_id=message_id,
             )
         )
     return tuple(results)
-
-
-def _rfc5322(message: Message, message_id: str) -> bytes:
-    headers = {
-        "From": message.from_ or "MAILER-DAEMON",
-        "To": message.to,
-        "Subject": message.subject or "mxharness test message",
-        "Date": formatdate(localtime=False),
-        "Message-ID": f"<{message_id}>",
-        **message.headers,
-    }
-    head = "".join(f"{k}: {v}\n" for k, v in headers.items())
-    return (head + "\n" + (message.body or "Test message sent by mxharness.\n")).encode()
 
 
 def _events(lines: Iterable[str]) -> Iterator[dict[str, object]]:

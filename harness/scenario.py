@@ -278,6 +278,9 @@ def _issue_from_pydantic(err: Any, tree: Any, file: str) -> ScenarioIssue:
             msg += ". Hint: lower-case letters, digits and '-', e.g. `secure-defers`"
         elif loc and loc[-1] in ("to", "from"):
             msg = f"{err['input']!r} is not a mail address. Hint: write `user@example.com`"
+    elif kind == "string_too_long":
+        msg = f"{err['input'][:40]!r}… is longer than {err['ctx']['max_length']} characters"
+        msg += " (it becomes part of a DNS label in the Message-ID). Hint: a short slug such as `secure-defers`"
     elif kind == "value_error":
         msg = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
     else:

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from cryptography import x509
+
 from harness.model import Scenario
 from harness.pki import Pki, format_dn, tlsa_data
 
@@ -67,6 +69,28 @@ class World:
             chain = [cert.certificate, *(ca.certificate for ca in cert.intermediates)]
             chains[host] = tuple(format_dn(c.subject) for c in chain)
         return chains
+
+    def server_names(self) -> dict[str, tuple[str, ...]]:
+        """Server host → the names its leaf certificate carries, as Postfix matches them: the DNS and IP
+        subjectAltNames, or the CN when there is no DNS subjectAltName at all."""
+        names: dict[str, tuple[str, ...]] = {}
+        for host, name in self.server_certs.items():
+            cert = self.pki.cert(name).certificate
+            dns_names: list[str] = []
+            addresses: list[str] = []
+            try:
+                san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                dns_names = san.get_values_for_type(x509.DNSName)
+                addresses = [str(a) for a in san.get_values_for_type(x509.IPAddress)]
+            except x509.ExtensionNotFound:
+                pass
+            common_names = (
+                []
+                if dns_names
+                else [f"CN={a.value!s}" for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+            )
+            names[host] = (*dns_names, *addresses, *common_names)
+        return names
 
     def placeholder_ca_pem(self) -> bytes:
         """A CA that issued nothing in the world: what a configured CAfile holds when ``trust`` is empty."""

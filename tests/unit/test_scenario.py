@@ -164,10 +164,48 @@ def test_a_dsn_given_as_a_python_float_is_the_dsn_text() -> None:
 
 
 def test_a_yaml_float_keeps_the_text_written(load: Load) -> None:
-    # release 3.10 is not 3.1; compatibility_level 3.10 is not 3.1.
-    scenario = load(changed("  trust: [root]\n", "  release: 3.10\n  main.cf: {compatibility_level: 3.10}\n"))
-    assert scenario.postfix.release == "3.10"
+    # compatibility_level 3.10 is not 3.1 (nor is a release 3.10).
+    scenario = load(changed("  trust: [root]\n", "  release: 3.7\n  main.cf: {compatibility_level: 3.10}\n"))
+    assert scenario.postfix.release == "3.7"
     assert scenario.postfix.main_cf == {"compatibility_level": "3.10"}
+
+
+def test_an_unknown_release_is_an_input_error(problems: Problems) -> None:
+    assert problems(changed("  trust: [root]\n", "  release: 3.99\n")) == [
+        "s.yaml:16: postfix.release: no Postfix image for release '3.99'. "
+        "Hint: known releases are 3.7 (Debian bookworm)"
+    ]
+
+
+def test_a_master_cf_entry_with_too_few_fields_is_an_error(problems: Problems) -> None:
+    assert problems(changed("  trust: [root]\n", "  master.cf: |\n    strict unix - - n smtp\n")) == [
+        "s.yaml:16: postfix[\"master.cf\"]: line 1 of master.cf has 6 fields: 'strict unix - - n smtp'. Hint: an "
+        "entry is `service type private unpriv chroot wakeup maxproc command [args]`, e.g. `out unix - - n - - "
+        "smtp`; arguments go on lines that start with white space"
+    ]
+
+
+def test_a_message_id_header_is_refused(problems: Problems) -> None:
+    text = changed(
+        "      - to: user@example.com\n", "      - to: user@example.com\n        headers: {Message-ID: <x@y>}\n"
+    )
+    assert problems(text) == [
+        "s.yaml:21: cases[0].send[0].headers: the harness sets Message-ID itself: it finds the message in Postfix's "
+        "log by it. Hint: remove this header"
+    ]
+
+
+def test_a_quoted_local_part_is_a_mail_address(load: Load) -> None:
+    scenario = load(changed("      - to: user@example.com\n", "      - to: '\"john doe\"@example.com'\n"))
+    assert scenario.cases[0].send[0].to == '"john doe"@example.com'
+
+
+def test_a_name_longer_than_a_dns_label_is_refused(problems: Problems) -> None:
+    found = problems(changed("  - name: sends\n", f"  - name: {'x' * 64}\n"))
+    assert found == [
+        f"s.yaml:18: cases[0].name: '{'x' * 40}'… is longer than 63 characters (it becomes part of a DNS label in "
+        "the Message-ID). Hint: a short slug such as `secure-defers`"
+    ]
 
 
 def test_main_cf_booleans_become_yes_and_no_and_numbers_become_text(load: Load) -> None:
