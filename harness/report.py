@@ -7,28 +7,34 @@ Pure formatting of :mod:`harness.results` objects with rich; the live progress d
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import IO
 
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from harness.model import Expect
 from harness.results import CaseResult, RecipientResult, ServerSession
-from harness.trace import build_timeline, dns_queries, split_docker_time
+from harness.trace import LEAF_NAMES_LABEL, build_timeline, dns_queries, split_docker_time
 
 __all__ = [
     "PLAIN_WIDTH",
     "TONE_STYLES",
+    "expected_cell",
     "expected_text",
     "failure_details",
     "make_console",
+    "observed_cell",
     "print_results",
     "print_trace",
     "recipient_details",
     "results_table",
+    "results_view",
     "server_view",
     "trace_text",
 ]
@@ -71,42 +77,201 @@ def expected_text(expect: Expect) -> str:
     return text + (f" ({expect.reason})" if expect.reason else "")
 
 
-def results_table(results: Iterable[CaseResult]) -> Table:
-    """One row per recipient: scenario, case, recipient, Postfix release, expected, observed, verdict.
+def expected_cell(expect: Expect) -> Text:
+    """``expect`` in the lines of the result table: status, dsn, ``tls=`` and ``received=``; ``relay=``; the reason."""
+    first = [p for p in (expect.status, expect.dsn) if p]
+    if expect.tls is not None:
+        first.append(f"tls={expect.tls}")
+    if expect.received is not None:
+        first.append(f"received={_yes(expect.received)}")
+    lines = [" ".join(first)] if first else []
+    lines += [f"relay={expect.relay}"] if expect.relay is not None else []
+    lines += [f"({_one_line(expect.reason)})"] if expect.reason else []
+    return Text("\n".join(lines) or "(anything)")
 
-    The observed column reads like Postfix's status line: status, dsn, TLS level, relay, and the reason when
-    the message was not sent.
+
+def observed_cell(r: RecipientResult) -> Text:
+    """What was observed, in the lines of :func:`expected_cell` so the two read side by side: status, dsn, TLS
+    level (and ``received=`` when it was expected); ``relay=``; the reason (when not sent, or when expected).
+
+    Statuses and TLS levels have their :data:`TONE_STYLES`; a value whose ``expect`` key failed is bold red.
+    """
+    o = r.observed
+    if o is None:
+        return Text(_one_line(r.error or "nothing observed"), style="red")
+    failed = {c.key for c in r.checks if not c.ok}
+
+    def style(key: str, tone: str = "") -> str:
+        return "bold red" if key in failed else TONE_STYLES.get(tone, "")
+
+    text = Text()
+    text.append(o.status, style=style("status", o.status))
+    text.append(" ")
+    text.append(o.dsn, style=style("dsn"))
+    text.append(" ")
+    text.append(f"tls={o.tls}", style=style("tls", o.tls))
+    if r.expect.received is not None:
+        text.append(" ")
+        text.append(f"received={_yes(o.received)}", style=style("received"))
+    text.append("\n")
+    text.append(f"relay={o.relay}", style=style("relay"))
+    if o.status != "sent" or r.expect.reason is not None:
+        text.append("\n")
+        text.append(f"({_one_line(o.reason)})", style=style("reason"))
+    return text
+
+
+def results_table(results: Iterable[CaseResult]) -> Table:
+    """The whole run as one rich Table (for embedding): scenario, case, recipient, Postfix release, expected,
+    observed, verdict; one row per recipient. The terminal shows :func:`results_view` instead.
+
+    Short columns never wrap; expected and observed wrap at spaces only (the relay has its own line).
     """
     table = Table(header_style="bold", expand=False)
     for column in ("scenario", "case", "recipient", "release", "expected", "observed", "result"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, no_wrap=column not in ("expected", "observed"))
     for case in results:
         for r in case.recipients:
-            observed = _observed_text(r) if r.observed else Text(r.error or "nothing observed", style="red")
-            verdict = Text("pass", style="green") if r.passed else Text("FAIL", style="bold red")
-            table.add_row(
-                Text(case.scenario),
-                Text(case.case),
-                Text(r.recipient),
-                Text(case.release or "?"),
-                Text(expected_text(r.expect)),
-                observed,
-                verdict,
-            )
+            cells = (case.scenario, case.case, r.recipient, case.release or "?")
+            table.add_row(*map(Text, cells), expected_cell(r.expect), observed_cell(r), _verdict(r.passed))
     return table
 
 
-def _observed_text(r: RecipientResult) -> Text:
-    o = r.observed
-    assert o is not None
-    text = Text()
-    text.append(o.status, style=TONE_STYLES.get(o.status, ""))
-    text.append(f" {o.dsn} ")
-    text.append(f"tls={o.tls}", style=TONE_STYLES.get(o.tls, ""))
-    text.append(f" relay={o.relay}")
-    if o.status != "sent":
-        text.append(f" ({o.reason})")
+# --- the result view: one table (or block) per scenario -------------------------------------------------------
+
+_HEADERS = ("case", "recipient", "expected", "observed", "result")
+_WRAPPED = (False, False, True, True, False)
+#: Between two columns of the table: padding, rule, padding.
+_GAP = 3
+#: Block layout: where the labels (``expected``/``observed``) and their values start.
+_LABEL_AT, _VALUE_AT = 8, 18
+
+
+def results_view(results: Sequence[CaseResult], width: int) -> list[tuple[Text, Table | Text]]:
+    """What :func:`print_results` shows: per scenario (in run order) a heading with its name, its Postfix
+    release(s) and its verdicts, then its rows, one per recipient: case, recipient, expected, observed, result.
+
+    The rows are a table when it fits in ``width`` without breaking a word, else blocks of lines. Text wraps
+    only at spaces: a host name, an address or a ``relay=host[address]:port`` is never split across lines.
+    """
+    scenarios: dict[str, list[CaseResult]] = {}
+    for case in results:
+        scenarios.setdefault(case.scenario, []).append(case)
+    view: list[tuple[Text, Table | Text]] = []
+    for name, cases in scenarios.items():
+        releases = {c.release for c in cases}
+        rows = [_row(case, r, show_release=len(releases) > 1) for case in cases for r in case.recipients]
+        widths = _column_widths(rows, width)
+        view.append(
+            (_wrap(_heading(name, cases), width, indent=2), _table(rows, widths) if widths else _blocks(rows, width))
+        )
+    return view
+
+
+def _heading(name: str, cases: list[CaseResult]) -> Text:
+    releases = ", ".join(sorted({c.release for c in cases if c.release})) or "?"
+    passed = sum(1 for c in cases if c.passed)
+    text = Text(name, style="bold")
+    text.append(f" · Postfix {releases} · {len(cases)} case{'s' if len(cases) != 1 else ''}: ")
+    text.append(f"{passed} passed", style="green" if passed else "")
+    text.append(", ")
+    text.append(f"{len(cases) - passed} failed", style="bold red" if passed < len(cases) else "")
+    files = sorted({c.source_file for c in cases})
+    text.append(f" · {', '.join(files)}", style="dim")
     return text
+
+
+def _row(case: CaseResult, r: RecipientResult, *, show_release: bool) -> tuple[Text, ...]:
+    label = Text(case.case)
+    if show_release:
+        label.append(f"\nPostfix {case.release or '?'}", style="dim")
+    return label, Text(r.recipient), expected_cell(r.expect), observed_cell(r), _verdict(r.passed)
+
+
+def _column_widths(rows: list[tuple[Text, ...]], width: int) -> list[int] | None:
+    """Widths of the table's columns within ``width``, or None when some word would not fit its column.
+
+    Short columns get their longest line; expected and observed at least their longest word, then a fair share
+    of the room left, up to their longest line.
+    """
+    lines = [
+        [header, *(line for row in rows for line in row[i].plain.split("\n"))] for i, header in enumerate(_HEADERS)
+    ]
+    longest = [max(cell_len(line) for line in column) for column in lines]
+    least = [
+        max(cell_len(word) for line in column for word in [*line.split(), ""]) if wrapped else longest[i]
+        for i, (column, wrapped) in enumerate(zip(lines, _WRAPPED, strict=True))
+    ]
+    spare = width - _GAP * (len(_HEADERS) - 1) - sum(least)
+    if spare < 0:
+        return None
+    widths = list(least)
+    wanting = sorted(range(len(widths)), key=lambda i: longest[i] - least[i])
+    for number, i in enumerate(wanting):  # the room left, shared fairly: who needs least is served first
+        grant = min(longest[i] - least[i], spare // (len(wanting) - number))
+        widths[i] += grant
+        spare -= grant
+    return widths
+
+
+def _table(rows: list[tuple[Text, ...]], widths: list[int]) -> Table:
+    table = Table(box=box.SQUARE, show_edge=False, pad_edge=False, show_lines=True, header_style="bold", expand=False)
+    for header, column_width in zip(_HEADERS, widths, strict=True):
+        table.add_column(header, width=column_width, no_wrap=True, overflow="ignore")
+    for row in rows:
+        table.add_row(*(_wrap(cell, w) for cell, w in zip(row, widths, strict=True)))
+    return table
+
+
+def _blocks(rows: list[tuple[Text, ...]], width: int) -> Text:
+    """Per recipient: ``  pass  case  recipient``, then ``expected`` and ``observed`` with their values."""
+    out = Text()
+    for case, recipient, expected, observed, verdict in rows:
+        head = Text("  ").append_text(verdict).append("  ").append_text(case).append("  ").append_text(recipient)
+        out.append_text(_wrap(head, width, indent=_LABEL_AT)).append("\n")
+        for label, value in (("expected", expected), ("observed", observed)):
+            out.append(f"{'':{_LABEL_AT}}{label:<{_VALUE_AT - _LABEL_AT}}", style="dim")
+            out.append_text(_wrap(value, width, first=_VALUE_AT, indent=_VALUE_AT)).append("\n")
+    out.rstrip()
+    return out
+
+
+def _wrap(text: Text, width: int, *, first: int = 0, indent: int = 0) -> Text:
+    """``text`` wrapped at spaces only, to ``width`` cells.
+
+    The first line continues a line already ``first`` cells long; every further line (wrapped, or after a newline
+    in ``text``) starts with ``indent`` spaces. A word is never broken: one longer than the room stands alone.
+    Spaces between words are kept, except where a line is broken.
+    """
+    out = Text()
+    column = first
+    for number, line in enumerate(text.split("\n", allow_blank=True)):
+        if number:
+            out.append("\n" + " " * indent)
+            column = indent
+        start = column
+        for match in re.finditer(r"(\s*)(\S+)", line.plain):
+            word = line[match.start(2) : match.end(2)]
+            space = cell_len(match.group(1))
+            if column > start and column + space + word.cell_len > width:
+                out.append("\n" + " " * indent)
+                column, space = indent, 0
+            out.append(" " * space)
+            out.append_text(word)
+            column += space + word.cell_len
+    return out
+
+
+def _verdict(passed: bool) -> Text:
+    return Text("pass", style="green") if passed else Text("FAIL", style="bold red")
+
+
+def _yes(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def failure_details(case: CaseResult) -> str:
@@ -159,6 +324,9 @@ def recipient_details(r: RecipientResult, case: CaseResult) -> list[str]:
         if chain:
             out.append("    certificate chain it presented (leaf first):")
             out.extend(f"      [{i}] {subject}" for i, subject in enumerate(chain))
+        names = case.server_names.get(s.server, ())
+        if names:
+            out.append(f"    {LEAF_NAMES_LABEL} {', '.join(names)}")
     elif r.observed.relay != "none":
         out.append(f"    the fake servers recorded no session with {r.observed.relay}")
     return out
@@ -209,9 +377,14 @@ def print_trace(case: CaseResult, console: Console) -> None:
 
 
 def print_results(results: list[CaseResult], console: Console | None = None) -> None:
-    """Print the table, then the details of every failed case."""
+    """Print :func:`results_view` at the console's width, then the details of every failed case."""
     console = console or make_console()
-    console.print(results_table(results))
+    for number, (heading, rows) in enumerate(results_view(results, console.width)):
+        if number:
+            console.print()
+        console.print(heading, soft_wrap=True)
+        console.print(rows, soft_wrap=isinstance(rows, Text))  # Text is wrapped already, at spaces only
     for case in results:
         if not case.passed:
+            console.print()
             console.print(failure_details(case), markup=False, highlight=False, soft_wrap=True)

@@ -72,7 +72,8 @@ def dumps_results(
 
 def results_from_document(document: Mapping[str, Any]) -> list[CaseResult]:
     """Rebuild the cases of a document made by :func:`results_document` (``dns_queries`` are derived again
-    from ``peer_events``; ``summary`` and the run's times are not part of a CaseResult).
+    from ``peer_events``; ``summary`` and the run's times are not part of a CaseResult). Keys added within
+    schema version 1 (``server_names``, ``main_cf``, ``maps``, ``message_id``) may be absent: they read as empty.
 
     Raises:
         ValueError: the document has another ``schema_version``, or a key is missing or mistyped.
@@ -106,6 +107,9 @@ def _case(case: CaseResult) -> dict[str, Any]:
         ],
         "kept_pod": case.kept_pod,
         "server_chains": {host: list(chain) for host, chain in case.server_chains.items()},
+        "server_names": {host: list(names) for host, names in case.server_names.items()},
+        "main_cf": case.main_cf,
+        "maps": dict(case.maps),
         "recipients": [_recipient(r) for r in case.recipients],
         "dns_queries": [_dns(q) for q in dns_queries(case)],
         "postfix_log": list(case.postfix_log),
@@ -117,6 +121,7 @@ def _recipient(r: RecipientResult) -> dict[str, Any]:
     expected = {key: getattr(r.expect, key) for key in _EXPECT_KEYS if getattr(r.expect, key) is not None}
     return {
         "recipient": r.recipient,
+        "message_id": r.message_id,
         "passed": r.passed,
         "release": r.release,
         "error": r.error,
@@ -198,6 +203,10 @@ def _case_from(d: Mapping[str, Any]) -> CaseResult:
         config_issues=tuple(ScenarioIssue(i["file"], i["line"], i["key"], i["message"]) for i in d["config_issues"]),
         kept_pod=d["kept_pod"],
         server_chains={host: tuple(chain) for host, chain in d["server_chains"].items()},
+        # Added within schema version 1: absent from documents of earlier releases.
+        server_names={host: tuple(names) for host, names in d.get("server_names", {}).items()},
+        main_cf=d.get("main_cf", ""),
+        maps=dict(d.get("maps", {})),
         postfix_log=tuple(d["postfix_log"]),
         peer_events=tuple(d["peer_events"]),
         duration_s=float(d["duration_s"]),
@@ -215,6 +224,7 @@ def _recipient_from(d: Mapping[str, Any], scenario: str, case: str) -> Recipient
         checks=tuple(Check(c["key"], c["expected"], c["observed"], c["ok"]) for c in d["checks"]),
         release=d["release"],
         error=d["error"],
+        message_id=d.get("message_id"),  # added within schema version 1
     )
 
 

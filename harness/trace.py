@@ -15,16 +15,19 @@ a millisecond; entries of equal time keep their order of appearance.
 from __future__ import annotations
 
 __all__ = [
+    "CHAIN_LABEL",
+    "LEAF_NAMES_LABEL",
     "DnsQuery",
     "TraceEntry",
     "build_timeline",
+    "certificate_lines",
     "dns_queries",
     "peer_events",
     "split_docker_time",
 ]
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +51,13 @@ from harness.maillog import (
 )
 from harness.results import CaseResult
 
+#: How the names of a server's leaf certificate are introduced in reports (trace, failure details).
+LEAF_NAMES_LABEL = "leaf certificate names:"
+#: How the chain a server presents is introduced in the trace.
+CHAIN_LABEL = "certificate chain it presents at STARTTLS (leaf first):"
+#: Server host → the subjects of its certificate chain, or the names of its leaf certificate.
+_Names = Mapping[str, tuple[str, ...]]
+
 
 @dataclass(frozen=True)
 class TraceEntry:
@@ -65,10 +75,15 @@ class TraceEntry:
         who: who acted: ``postfix/smtp[221]``; ``fake DNS``; the SMTP server as Postfix names it,
             ``host[address]:port``; ``fake world``.
         text: one line. For Postfix, its message verbatim (after ``service[pid]: ``).
-        details: more lines (the certificate chain a server presented, DNS answers that did not fit).
+        details: more lines, e.g. under a connection to a server the certificate chain it presents at STARTTLS
+            and the names of its leaf certificate (what Postfix matches against the next-hop or MX host name).
         tone: how to colour it: ``sent``, ``deferred``, ``bounced`` (status lines), a TLS level (``Verified``,
             ``Trusted``, ``Untrusted``, ``Anonymous``), ``error``, ``warning``, or None.
         queue_id: the Postfix queue id the line names, if any.
+        chain: for a connection to a server with a certificate, the subjects of the chain it presents at
+            STARTTLS, leaf first (the story's order: it is known before Postfix logs its verdict on it).
+        names: for such a connection, the names of the server's leaf certificate as Postfix matches them (DNS and
+            IP subjectAltNames, or ``CN=…`` when there is no DNS subjectAltName).
     """
 
     time: datetime | None
@@ -79,6 +94,8 @@ class TraceEntry:
     details: tuple[str, ...] = ()
     tone: str | None = None
     queue_id: str | None = None
+    chain: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -155,14 +172,14 @@ def build_timeline(case: CaseResult) -> tuple[TraceEntry, ...]:
     """The case's story in time order: DNS queries, SMTP sessions, Postfix's TLS and status lines.
 
     Args:
-        case: a finished case; reads ``postfix_log``, ``peer_events`` and ``server_chains``.
+        case: a finished case; reads ``postfix_log``, ``peer_events``, ``server_chains`` and ``server_names``.
 
     Returns:
         Every Postfix line and every peer event except the per-session summaries (their content is in the
         stage events), ordered by time; equal times keep log order, Postfix lines first.
     """
     entries = list(_postfix_entries(case.postfix_log))
-    entries += _peer_entries(case.peer_events, case.server_chains)
+    entries += _peer_entries(case.peer_events, case.server_chains, case.server_names)
     order = {id(entry): index for index, entry in enumerate(entries)}
     return tuple(sorted(entries, key=lambda e: (_sort_time(e.time), order[id(e)])))
 
@@ -213,7 +230,7 @@ def _classify(event: LogEvent) -> tuple[str, str | None, str | None]:
 # --- the peer: fake DNS and SMTP servers --------------------------------------------------------------------
 
 
-def _peer_entries(lines: Iterable[str], chains: Mapping[str, tuple[str, ...]]) -> list[TraceEntry]:
+def _peer_entries(lines: Iterable[str], chains: _Names, names: _Names) -> list[TraceEntry]:
     entries: list[TraceEntry] = []
     for time, event in peer_events(lines):
         kind = event["event"]
@@ -221,7 +238,7 @@ def _peer_entries(lines: Iterable[str], chains: Mapping[str, tuple[str, ...]]) -
             query = _dns_query(time, event)
             entries.append(TraceEntry(time, "dns", "query", "fake DNS", query.summary(), tone=_dns_tone(query)))
         elif kind == "smtp":
-            entries.append(_smtp_entry(time, event, chains))
+            entries.append(_smtp_entry(time, event, chains, names))
         elif kind == "ready":
             entries.append(TraceEntry(time, "peer", "ready", "fake world", _ready_text(event)))
         elif kind == "error":
@@ -249,14 +266,18 @@ def _dns_tone(query: DnsQuery) -> str | None:
     return None if query.rcode == "NOERROR" else "warning"
 
 
-def _smtp_entry(time: datetime | None, event: Mapping[str, Any], chains: Mapping[str, tuple[str, ...]]) -> TraceEntry:
+def _smtp_entry(time: datetime | None, event: Mapping[str, Any], chains: _Names, names: _Names) -> TraceEntry:
     stage = str(event.get("stage", ""))
     server = str(event.get("server", ""))
     who = _namaddr(server, str(event.get("local", "")))
     details: tuple[str, ...] = ()
+    chain: tuple[str, ...] = ()
+    leaf_names: tuple[str, ...] = ()
     tone: str | None = None
     if stage == "connect":
         text = f"connection to {who} from {event.get('client')}"
+        chain, leaf_names = chains.get(server, ()), names.get(server, ())
+        details = certificate_lines(chain, leaf_names)
     elif stage in ("ehlo", "helo"):
         text = f"{stage.upper()} {event.get('hostname')}"
     elif stage == "starttls":
@@ -264,29 +285,60 @@ def _smtp_entry(time: datetime | None, event: Mapping[str, Any], chains: Mapping
     elif stage == "tls":
         sni = event.get("sni")
         text = f"TLS handshake done: {event.get('version')}, {event.get('cipher')}, SNI {sni or '(none)'}"
-        chain = chains.get(server, ())
-        if chain:
-            details = ("certificate chain presented (leaf first):", *(f"  [{i}] {s}" for i, s in enumerate(chain)))
     elif stage == "tls_failed":
         text, tone = f"TLS handshake failed: {event.get('error')}", "error"
     elif stage in ("mail", "rcpt"):
         options = " ".join(str(o) for o in event.get("options") or ())
         verb = "MAIL FROM" if stage == "mail" else "RCPT TO"
         text = f"{verb}:<{event.get('address')}>" + (f" {options}" if options else "")
-    elif stage == "data":
+    elif stage == "data" and event.get("accepted") is not False:
         text = (
             f"DATA accepted: {event.get('size')} octets, Message-ID <{event.get('message_id')}>, "
             f"queued as {event.get('queue_id')}"
         )
         tone = "sent"
+    elif stage == "data":
+        text = f"DATA refused: {event.get('size')} octets, Message-ID <{event.get('message_id')}>"
     elif stage == "quit":
         text = "QUIT"
     elif stage == "close":
         error = event.get("error")
         text = "connection closed" + (f" ({error})" if error else "")
-    else:
-        text = stage
-    return TraceEntry(time, "smtp", stage, who, text, details=details, tone=tone)
+    else:  # greeting, data_command, auth …: the stage and what it carries
+        fields = {k: v for k, v in event.items() if k not in _SMTP_COMMON and v is not None}
+        verb = {"data_command": "DATA", "auth": "AUTH"}.get(stage, stage)
+        text = " ".join([verb, *(f"{k}={v}" for k, v in fields.items() if k not in ("reply", "dropped"))])
+    text, tone = _reply(event, text, tone)
+    return TraceEntry(time, "smtp", stage, who, text, details=details, tone=tone, chain=chain, names=leaf_names)
+
+
+_SMTP_COMMON = {"event", "stage", "t", "session", "server", "local", "client"}
+
+
+def _reply(event: Mapping[str, Any], text: str, tone: str | None) -> tuple[str, str | None]:
+    """The server's reply when it refused (4xx/5xx) or dropped the connection instead of replying."""
+    reply = event.get("reply")
+    if event.get("dropped"):
+        return f"{text}: the server dropped the connection instead of replying", "error"
+    if isinstance(reply, int) and not isinstance(reply, bool) and reply >= 400:
+        return f"{text}: the server replied {reply}", "error" if reply >= 500 else "warning"
+    if event.get("stage") in ("greeting", "data_command") and isinstance(reply, int):
+        return f"{text}: {reply}", tone
+    return text, tone
+
+
+def certificate_lines(chain: Sequence[str], names: Sequence[str]) -> tuple[str, ...]:
+    """The chain a server presents and its leaf's names, as lines for a report::
+
+        certificate chain it presents at STARTTLS (leaf first):
+          [0] /C=AU/ST=Victoria/L=Melbourne/O=FastMail Pty Ltd/CN=*.messagingengine.com
+          [1] /C=US/O=DigiCert Inc/OU=www.digicert.com/CN=DigiCert SHA2 High Assurance Server CA
+        leaf certificate names: *.messagingengine.com, messagingengine.com
+
+    Either part is left out when unknown.
+    """
+    lines = [CHAIN_LABEL, *(f"  [{i}] {s}" for i, s in enumerate(chain))]
+    return (*(lines if chain else ()), *((f"{LEAF_NAMES_LABEL} {', '.join(names)}",) if names else ()))
 
 
 def _ready_text(event: Mapping[str, Any]) -> str:

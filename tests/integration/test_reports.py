@@ -4,6 +4,7 @@ as JSON, JUnit XML and HTML."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -27,6 +28,7 @@ def test_reports_and_trace_of_the_fastmail_secure_defers_case(tmp_path: Path) ->
     story = [
         "MX query fastmail.fm. → NOERROR AD=0: MX 10 in1-smtp.messagingengine.com.",
         "connection to in1-smtp.messagingengine.com[66.111.4.74]:25 from ",
+        "leaf certificate names: *.messagingengine.com, messagingengine.com, mail.messagingengine.com",
         "in1-smtp.messagingengine.com[66.111.4.74]:25: STARTTLS",
         "server certificate verification failed for in1-smtp.messagingengine.com[66.111.4.74]:25: "
         "num=62:hostname mismatch",
@@ -38,6 +40,9 @@ def test_reports_and_trace_of_the_fastmail_secure_defers_case(tmp_path: Path) ->
     assert positions == sorted(positions), out
     assert "[0] /C=AU/ST=Victoria/L=Melbourne/O=FastMail Pty Ltd/CN=*.messagingengine.com" in out
     assert "1 passed, 0 failed" in out
+    # The result table (not a terminal: 200 columns): the scenario and its release in the heading, one row.
+    assert re.search(r"\nfastmail-secure-nexthop · Postfix \d+\.\d+\.\d+ · 1 case: 1 passed, 0 failed · ", out)
+    assert "relay=in2-smtp.messagingengine.com[192.0.2.10]:25" in out
     for name, path in files.items():
         assert f"report: {path}" in out, name
 
@@ -50,6 +55,11 @@ def test_reports_and_trace_of_the_fastmail_secure_defers_case(tmp_path: Path) ->
     assert (observed["status"], observed["dsn"], observed["tls"]) == ("deferred", "4.7.5", "Untrusted")
     assert observed["server"]["starttls"] is True and observed["server"]["tls_version"]
     assert ("MX", "fastmail.fm.") in [(q["qtype"], q["qname"]) for q in case["dns_queries"]]
+    assert "*.messagingengine.com" in case["server_names"]["in1-smtp.messagingengine.com"]
+    assert "smtp_tls_policy_maps = hash:/etc/postfix/tls_policy" in case["main_cf"]
+    assert case["maps"]["/etc/postfix/tls_policy"].startswith("fastmail.fm secure")
+    message_id = case["recipients"][0]["message_id"]
+    assert message_id and any(f"message-id=<{message_id}>" in line for line in case["postfix_log"])
 
     root = ET.fromstring(files["junit.xml"].read_text())
     assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("1", "0", "0")
@@ -58,4 +68,8 @@ def test_reports_and_trace_of_the_fastmail_secure_defers_case(tmp_path: Path) ->
 
     page = files["report.html"].read_text()
     assert "secure-defers" in page and "https://" not in page and "<script" not in page
-    assert "Untrusted TLS connection established to in1-smtp.messagingengine.com[66.111.4.74]:25" in page
+    assert '<span class="name">*.messagingengine.com</span>' in page
+    assert '<details class="config">' in page and "tls_policy" in page
+    assert "fastmail-secure-nexthop.secure-defers.mxharness.test" in page  # the Message-ID
+    text = re.sub(r"<[^>]+>", "", page)
+    assert "Untrusted TLS connection established to in1-smtp.messagingengine.com[66.111.4.74]:25" in text

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 from _report_cases import config_rejected, fastmail_defers, fastmail_sent, timed_out
+from _report_world import MAIN_CF, with_world
 
 from harness.html_report import render_html
 from harness.model import Expect
@@ -39,8 +40,18 @@ class _Structure(HTMLParser):
 
 
 def _page(**kwargs: object) -> str:
-    results = [fastmail_sent(), fastmail_defers(Expect(status="sent", tls="Verified")), timed_out(), config_rejected()]
+    results = [
+        with_world(fastmail_sent()),
+        with_world(fastmail_defers(Expect(status="sent", tls="Verified"))),
+        timed_out(),
+        config_rejected(),
+    ]
     return render_html(results, notes=NOTES, **kwargs)  # type: ignore[arg-type]
+
+
+def _text(page: str) -> str:
+    """The page's text as a reader sees it (tags left out)."""
+    return "".join(_parsed(page).text)
 
 
 def _parsed(page: str) -> _Structure:
@@ -86,9 +97,10 @@ def test_expected_vs_observed_and_the_verdicts_are_shown_per_recipient() -> None
     assert '<tr><td>status</td><td>sent</td><td>deferred</td><td class="bad">FAIL</td></tr>' in page
     assert '<tr><td>tls</td><td>Verified</td><td>Verified</td><td class="ok">ok</td></tr>' in page
     assert page.count('<span class="badge fail">FAIL</span>') >= 3
-    assert "Postfix log of queue id 085D7184144" in page  # the failing recipient's own lines
-    assert "no first-attempt status for user@facebook.com" in page
-    assert "Postfix rejected the configuration of this case" in page
+    text = _text(page)
+    assert "Postfix log of queue id 085D7184144" in text  # the failing recipient's own lines
+    assert "no first-attempt status for user@facebook.com" in text
+    assert "Postfix rejected the configuration of this case" in text
 
 
 def test_statuses_and_tls_levels_are_coloured_and_named() -> None:
@@ -110,13 +122,79 @@ def test_the_timeline_is_in_the_page_with_the_story_of_the_case() -> None:
     assert 'title="2026-11-30T11:22:40.055295+00:00"' in _page()  # the exact time on hover
 
 
+def test_the_connection_shows_the_chain_and_the_leaf_names_next_to_the_hostname_mismatch() -> None:
+    page = render_html([with_world(fastmail_defers())])
+    text = _text(page)
+    connect = text.index("connection to in1-smtp.messagingengine.com[66.111.4.74]:25")
+    names = text.index("leaf certificate names: *.messagingengine.com messagingengine.com mail.messagingengine.com")
+    mismatch = text.index("in1-smtp.messagingengine.com[66.111.4.74]:25: num=62:hostname mismatch")
+    assert connect < names < mismatch
+    assert '<span class="name">*.messagingengine.com</span>' in page  # highlighted
+
+
+def test_the_story_stands_out_and_routine_lines_are_muted() -> None:
+    page = render_html([with_world(fastmail_defers())])
+    rows = re.findall(r'<tr( class="[^"]*")?><td class="t".*?<td class="what">(.*?)</td></tr>', page)
+    classes = [(re.sub(r"<[^>]+>", "", what), attribute or "") for attribute, what in rows]
+
+    def of(part: str) -> str:
+        """The classes of the first row whose text has ``part``."""
+        return next(c for text, c in classes if part in text)
+
+    assert "key" in of("MX query fastmail.fm.")
+    assert "key" in of("connection to in1-smtp")
+    assert "key" in of("server certificate verification failed") and "tone-error" in of("server certificate")
+    assert "tone-Untrusted" in of("Untrusted TLS connection established")
+    assert "status" in of("085D7184144: to=&lt;user@fastmail.fm&gt;") and "tone-deferred" in of("085D7184144: to=")
+    assert "minor" in of("EHLO mail.example.test")
+    assert "minor" in of("QUIT")
+    assert "minor" in of("AAAA query in1-smtp")
+
+
+def test_host_names_and_addresses_never_break_inside() -> None:
+    page = _page()
+    assert "overflow-wrap: anywhere" not in page and "word-break" not in page
+    assert '<span class="who"><span class="w">postfix/smtp[221]</span>:</span>' in page  # a short word: whole
+    assert 'to=&lt;<span class="w">user@fastmail.fm</span>&gt;' in page
+    # A long word may break only between its parts: the host name and the address each stay whole.
+    assert (
+        '<span class="w">relay=</span><wbr><span class="w">in2-smtp.messagingengine.com</span><wbr>'
+        '<span class="w">[192.0.2.10]:25</span>'
+    ) in page
+
+
+def test_each_case_has_its_main_cf_and_maps_collapsed() -> None:
+    page = _page()
+    assert page.count('<details class="config">') == 2  # the two cases that carry them
+    assert '<details class="config" open' not in page
+    text = _text(page)
+    assert "Postfix configuration of this case: main.cf, tls_policy" in text
+    assert "/etc/postfix/main.cf" + MAIN_CF in text
+    assert "/etc/postfix/tls_policyfastmail.fm secure ciphers=high\n" in text
+    assert "smtp_tls_policy_maps = hash:/etc/postfix/tls_policy" in text
+
+
+def test_a_recipient_shows_its_message_id_and_the_servers_leaf_names() -> None:
+    text = _text(_page())
+    assert "Message-ID<mxh.1f6d8249dffd.0@fastmail-secure-nexthop.secure-defers.mxharness.test>" in text
+    assert "its leaf certificate names*.messagingengine.com messagingengine.com mail.messagingengine.com" in text
+
+
+def test_the_summary_groups_recipients_by_scenario_with_its_release() -> None:
+    text = _text(_page())
+    assert "fastmail-secure-nexthop · Postfix 3.7.11 · 1 of 2 case(s) passed" in text
+    assert "typo · Postfix ? · 0 of 1 case(s) passed" in text
+    assert "relay=in2-smtp.messagingengine.com[192.0.2.10]:25" in text
+
+
 def test_everything_from_logs_and_scenarios_is_escaped() -> None:
     nasty = '<script>alert("x")</script> & <b>'
     page = render_html(
         [fastmail_defers(Expect(status="sent"), reason=nasty)], notes={"fastmail-secure-nexthop": [nasty]}
     )
     assert "<script" not in page and "<b>" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;" in page
+    assert '<script>alert("x")</script> & <b>' in _text(page)
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;" in page  # the notes
     assert _parsed(page).errors == []
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from _report_cases import config_rejected, fastmail_defers, fastmail_sent, timed_out
+from _report_world import MAIN_CF, MAPS, MESSAGE_ID, MESSAGINGENGINE_NAMES, with_world
 
 from harness.model import Expect
 from harness.results import CaseResult
@@ -75,7 +76,12 @@ def check(value: Any, kind: str, schema: Schema, where: str = "$") -> None:
 
 
 def _all_kinds() -> list[CaseResult]:
-    return [fastmail_sent(), fastmail_defers(Expect(status="sent", tls="Verified")), timed_out(), config_rejected()]
+    return [
+        with_world(fastmail_sent()),
+        with_world(fastmail_defers(Expect(status="sent", tls="Verified"))),
+        timed_out(),
+        config_rejected(),
+    ]
 
 
 def test_the_page_documents_every_object_it_names() -> None:
@@ -167,6 +173,38 @@ def test_a_case_carries_its_dns_queries_chains_and_raw_logs() -> None:
     assert len(case["postfix_log"]) == 11 and len(case["peer_events"]) == 19
 
 
+def test_a_case_carries_its_leaf_names_main_cf_and_maps_and_a_recipient_its_message_id() -> None:
+    case = results_document([with_world(fastmail_defers())])["cases"][0]
+    assert case["server_names"]["in2-smtp.messagingengine.com"] == list(MESSAGINGENGINE_NAMES)
+    assert case["main_cf"] == MAIN_CF
+    assert case["maps"] == MAPS
+    assert case["recipients"][0]["message_id"] == MESSAGE_ID
+    bare = results_document([timed_out()])["cases"][0]
+    assert (bare["server_names"], bare["main_cf"], bare["maps"]) == ({}, "", {})
+    assert bare["recipients"][0]["message_id"] is None
+
+
+def test_the_new_keys_are_documented_with_their_types() -> None:
+    schema = documented_schema()
+    assert schema["case"]["server_names"] == ("object of array of string", False)
+    assert schema["case"]["main_cf"] == ("string", False)
+    assert schema["case"]["maps"] == ("object of string", False)
+    assert schema["recipient"]["message_id"] == ("string or null", False)
+
+
+def test_a_document_of_an_earlier_release_without_the_new_keys_reads_back() -> None:
+    document = results_document([with_world(fastmail_defers())])
+    for case in document["cases"]:
+        for key in ("server_names", "main_cf", "maps"):
+            del case[key]
+        for recipient in case["recipients"]:
+            del recipient["message_id"]
+    (case,) = results_from_document(document)
+    assert (case.server_names, case.main_cf, case.maps) == ({}, "", {})
+    assert case.recipients[0].message_id is None
+    assert case.server_chains  # the rest is there
+
+
 def test_errors_and_config_issues_are_carried() -> None:
     timeout_case, config_case = results_document([timed_out(), config_rejected()])["cases"]
     assert timeout_case["error"].startswith("no first-attempt status for user@facebook.com")
@@ -185,7 +223,10 @@ def test_errors_and_config_issues_are_carried() -> None:
 def test_a_document_reads_back_into_the_same_results() -> None:
     results = _all_kinds()
     text = dumps_results(results, started=STARTED, finished=FINISHED)
-    assert results_from_document(json.loads(text)) == results
+    again = results_from_document(json.loads(text))
+    assert again == results
+    assert again[1].server_names == results[1].server_names and again[1].main_cf == MAIN_CF  # not only defaults
+    assert again[1].recipients[0].message_id == results[1].recipients[0].message_id is not None
 
 
 def test_the_text_is_indented_utf8_json_ending_with_a_newline() -> None:

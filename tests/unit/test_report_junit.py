@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from _report_cases import config_rejected, fastmail_defers, fastmail_sent, timed_out
+from _report_world import with_world
 
 from harness.junit import junit_xml
 from harness.model import Expect
@@ -67,6 +68,14 @@ def test_a_failure_carries_expected_vs_observed_and_the_postfix_lines() -> None:
     assert "postfix/smtp[221]: server certificate verification failed for in2-smtp.messagingengine.com" in text
     assert "status=deferred (Server certificate not verified)" in text
     assert "SNI=(none)" in text and "MX query fastmail.fm." in text
+
+
+def test_a_failure_names_the_leaf_certificate_of_the_server() -> None:
+    (testcase,) = _parse([with_world(fastmail_defers(FAILING))]).iter("testcase")
+    failure = testcase.find("failure")
+    assert failure is not None
+    assert "leaf certificate names: *.messagingengine.com, messagingengine.com" in (failure.text or "")
+    assert "leaf certificate names: *.messagingengine.com" in (testcase.findtext("system-out") or "")
 
 
 def test_a_failing_testcase_has_the_timeline_as_system_out() -> None:

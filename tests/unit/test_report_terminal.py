@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import replace
 
 import pytest
 from _report_cases import config_rejected, fastmail_defers, fastmail_sent, timed_out
+from _report_world import with_world
 from rich.console import Console
+from rich.table import Table
 
 from harness.model import Expect
 from harness.progress import RunProgress, live_display
-from harness.report import failure_details, make_console, print_results, print_trace, results_table, trace_text
+from harness.report import (
+    failure_details,
+    make_console,
+    print_results,
+    print_trace,
+    results_table,
+    results_view,
+    trace_text,
+)
+from harness.results import CaseResult
 
 ANSI = re.compile(r"\x1b\[")
 FAILING = Expect(status="sent", tls="Verified")
@@ -39,6 +51,10 @@ def test_the_table_does_not_read_markup_in_reasons() -> None:
     out = io.StringIO()
     Console(file=out, width=400).print(results_table([fastmail_defers(reason="[bold]550 5.7.1 [red]no[/red]")]))
     assert "[bold]550 5.7.1 [red]no[/red]" in out.getvalue()
+    for width in (80, 200):
+        assert "[bold]550 5.7.1 [red]no[/red]" in _printed(
+            [fastmail_defers(reason="[bold]550 5.7.1 [red]no[/red]")], width
+        )
 
 
 def test_failure_details_give_expected_vs_observed_per_key() -> None:
@@ -69,6 +85,14 @@ def test_failure_details_give_what_the_fake_server_saw_and_the_chain_it_presente
     assert "certificate chain it presented (leaf first):\n      [0] /C=AU/ST=Victoria" in text
 
 
+def test_failure_details_give_the_names_of_the_leaf_certificate() -> None:
+    text = failure_details(with_world(fastmail_defers(FAILING)))
+    assert (
+        "      [1] /C=US/O=DigiCert Inc/OU=www.digicert.com/CN=DigiCert SHA2 High Assurance Server CA\n"
+        "    leaf certificate names: *.messagingengine.com, messagingengine.com, mail.messagingengine.com\n"
+    ) in text
+
+
 def test_failure_details_give_the_dns_queries_made() -> None:
     text = failure_details(fastmail_defers(FAILING))
     assert "DNS queries made (5):" in text
@@ -96,6 +120,120 @@ def test_print_results_prints_details_only_for_failed_cases() -> None:
     assert "secure-with-provider-match: FAILED" not in out.getvalue()
 
 
+# --- the result view: a table (or blocks) per scenario -------------------------------------------------------
+
+WIDTHS = (80, 120, 200)
+
+
+def _run() -> list[CaseResult]:
+    failing = fastmail_defers(Expect(status="sent", tls="Verified", received=True))
+    return [with_world(fastmail_sent()), with_world(failing), timed_out(), config_rejected()]
+
+
+def _printed(results: list[CaseResult], width: int) -> str:
+    out = io.StringIO()
+    print_results(results, Console(file=out, width=width))
+    return out.getvalue()
+
+
+def _tokens(results: list[CaseResult]) -> set[str]:
+    """Every host name, address, relay, recipient and case name of the results: what must never be split."""
+    tokens = set()
+    for case in results:
+        tokens.add(case.case)
+        for r in case.recipients:
+            tokens.add(r.recipient)
+            if r.observed and r.observed.relay_host:
+                o = r.observed
+                tokens |= {o.relay, f"relay={o.relay}", o.relay_host, f"[{o.relay_address}]:{o.relay_port}"}
+    return tokens
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_no_host_name_or_address_is_split_across_lines(width: int) -> None:
+    results = _run()
+    whole = _printed(results, 10_000)
+    text = _printed(results, width)
+    for token in sorted(_tokens(results)):
+        assert text.count(token) == whole.count(token) > 0, (token, text)
+    table_or_blocks = text.split("\nscenarios/seed/fastmail.yaml: fastmail-secure-nexthop / secure-defers: FAILED")[0]
+    assert max(len(line) for line in table_or_blocks.splitlines()) <= width
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_each_scenario_has_a_heading_with_its_postfix_release_and_no_repeated_columns(width: int) -> None:
+    text = _printed(_run(), width)
+    heading = "fastmail-secure-nexthop · Postfix 3.7.11 · 2 cases: 1 passed, 1 failed"
+    assert text.count(heading) == 1
+    assert text.count("facebook-nexthop-certificate · Postfix 3.7.11 · 1 case: 0 passed, 1 failed") == 1
+    assert "typo · Postfix ? · 1 case: 0 passed, 1 failed" in text
+    view = text.split("\n\nscenarios/seed/fastmail.yaml: fastmail-secure-nexthop / secure-defers: FAILED")[0]
+    assert "3.7.11  " not in view and "release" not in view  # no release column
+    assert view.count("fastmail-secure-nexthop") == 1  # no scenario column
+
+
+def test_wide_output_is_a_table_per_scenario_and_narrow_output_is_blocks() -> None:
+    view = results_view(_run(), 200)
+    assert [type(rows) for _, rows in view] == [Table, Table, Table]
+    table = view[0][1]
+    assert isinstance(table, Table)
+    assert [c.header for c in table.columns] == ["case", "recipient", "expected", "observed", "result"]
+    assert table.row_count == 2
+    narrow = results_view(_run(), 80)
+    assert isinstance(narrow[0][1], type(narrow[0][0]))  # Text: blocks
+    text = _printed(_run(), 80)
+    assert (
+        "  FAIL  secure-defers  user@fastmail.fm\n"
+        "        expected  sent tls=Verified received=true\n"
+        "        observed  deferred 4.7.5 tls=Untrusted received=false\n"
+        "                  relay=in2-smtp.messagingengine.com[192.0.2.10]:25\n"
+        "                  (Server certificate not verified)\n"
+    ) in text
+
+
+def test_the_table_lines_up_expected_and_observed_with_the_relay_on_its_own_line() -> None:
+    text = _printed(_run(), 200)
+    rows = [line for line in text.splitlines() if "│" in line]
+    cells = [[cell.strip() for cell in row.split("│")] for row in rows]
+    assert ["case", "recipient", "expected", "observed", "result"] in cells
+    assert ["secure-defers", "user@fastmail.fm", "sent tls=Verified received=true",
+            "deferred 4.7.5 tls=Untrusted received=false", "FAIL"] in cells  # fmt: skip
+    assert ["", "", "", "relay=in2-smtp.messagingengine.com[192.0.2.10]:25", ""] in cells
+    assert ["", "", "", "(Server certificate not verified)", ""] in cells
+
+
+def test_observed_shows_received_only_when_it_is_expected() -> None:
+    text = _printed([fastmail_defers(), fastmail_defers(Expect(status="deferred", received=False))], 200)
+    assert text.count("received=false") == 2  # expected and observed of the second; none for the first
+
+
+def test_a_long_error_wraps_at_spaces_in_the_observed_column() -> None:
+    text = _printed([timed_out()], 120)
+    assert "no first-attempt status for user@facebook.com within 30 s" in text
+    assert all(len(line) <= 120 for line in text.split("\n\n")[0].splitlines())
+
+
+def test_a_word_longer_than_the_console_stays_whole() -> None:
+    text = _printed([fastmail_defers()], 40)
+    assert "relay=in2-smtp.messagingengine.com[192.0.2.10]:25" in text
+
+
+def test_a_scenario_run_on_two_releases_names_the_release_of_each_case() -> None:
+    sent = fastmail_sent()
+    other = replace(fastmail_defers(), release="3.9.1")
+    text = _printed([sent, other], 200)
+    assert "fastmail-secure-nexthop · Postfix 3.7.11, 3.9.1 · 2 cases" in text
+    assert "Postfix 3.9.1" in text.split("3.9.1 · 2 cases", 1)[1]
+
+
+def test_the_table_in_a_terminal_is_coloured_and_failed_values_are_marked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    console, out = _tty_console()
+    print_results([fastmail_defers(FAILING)], console)
+    assert "\x1b[1;31mdeferred" in out.getvalue()  # the status that failed its check: bold red
+    assert "\x1b[1;31mFAIL" in out.getvalue()
+
+
 # --- trace --------------------------------------------------------------------------------------------------
 
 
@@ -108,7 +246,7 @@ def test_the_trace_tells_the_story_one_line_per_entry_with_offsets() -> None:
     assert "smtp    connection to in1-smtp.messagingengine.com[66.111.4.74]:25 from 66.111.4.74:53084" in text
     assert "smtp    in1-smtp.messagingengine.com[66.111.4.74]:25: STARTTLS" in text
     assert "postfix postfix/smtp[221]: Untrusted TLS connection established to in1-smtp" in text
-    assert "\n                       [0] /C=AU/ST=Victoria" in text  # the chain under the TLS entry
+    assert "\n                       [0] /C=AU/ST=Victoria" in text  # the chain under the connection
     assert lines[-1].endswith("connection closed (ConnectionResetError: [Errno 104] Connection reset by peer)")
 
 

@@ -7,9 +7,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from _report_cases import fastmail_defers, fastmail_sent
+from _report_world import MESSAGINGENGINE_NAMES, with_world
 
 from harness.results import CaseResult
-from harness.trace import TraceEntry, build_timeline, dns_queries, split_docker_time
+from harness.trace import TraceEntry, build_timeline, certificate_lines, dns_queries, split_docker_time
 
 
 def _index(timeline: tuple[TraceEntry, ...], text: str, *, source: str | None = None) -> int:
@@ -80,26 +81,66 @@ def test_nodata_nxdomain_and_the_ad_bit_are_shown() -> None:
     assert [e.tone for e in timeline] == [None, "warning", None, None]
 
 
-def test_the_tls_entry_has_version_cipher_sni_and_the_chain_presented_leaf_first() -> None:
-    timeline = build_timeline(fastmail_defers())
+def test_a_connection_shows_the_chain_the_server_presents_and_its_leaf_names() -> None:
+    timeline = build_timeline(with_world(fastmail_defers()))
+    entry = timeline[_index(timeline, "connection to in1-smtp.messagingengine.com[66.111.4.74]:25")]
+    assert (entry.source, entry.kind) == ("smtp", "connect")
+    assert entry.details == (
+        "certificate chain it presents at STARTTLS (leaf first):",
+        "  [0] /C=AU/ST=Victoria/L=Melbourne/O=FastMail Pty Ltd/CN=*.messagingengine.com",
+        "  [1] /C=US/O=DigiCert Inc/OU=www.digicert.com/CN=DigiCert SHA2 High Assurance Server CA",
+        "leaf certificate names: *.messagingengine.com, messagingengine.com, mail.messagingengine.com",
+    )
+    assert entry.chain[0].endswith("CN=*.messagingengine.com")
+    assert entry.names == MESSAGINGENGINE_NAMES
+
+
+def test_the_leaf_names_come_before_postfixs_hostname_mismatch_of_that_connection() -> None:
+    timeline = build_timeline(with_world(fastmail_defers()))
+    for host in ("in1-smtp.messagingengine.com[66.111.4.74]:25", "in2-smtp.messagingengine.com[192.0.2.10]:25"):
+        connect = _index(timeline, f"connection to {host}")
+        mismatch = _index(timeline, f"verification failed for {host}: num=62:hostname mismatch")
+        assert connect < mismatch
+        assert timeline[connect].names == MESSAGINGENGINE_NAMES
+
+
+def test_the_tls_entry_has_version_cipher_and_sni() -> None:
+    timeline = build_timeline(with_world(fastmail_defers()))
     entry = timeline[_index(timeline, "TLS handshake done", source="smtp")]
     assert entry.who == "in1-smtp.messagingengine.com[66.111.4.74]:25"
     assert entry.text == "TLS handshake done: TLSv1.3, TLS_AES_256_GCM_SHA384, SNI (none)"
-    assert entry.details == (
-        "certificate chain presented (leaf first):",
-        "  [0] /C=AU/ST=Victoria/L=Melbourne/O=FastMail Pty Ltd/CN=*.messagingengine.com",
-        "  [1] /C=US/O=DigiCert Inc/OU=www.digicert.com/CN=DigiCert SHA2 High Assurance Server CA",
+    assert (entry.details, entry.chain, entry.names) == ((), (), ())
+
+
+def test_certificate_lines_leave_out_what_is_unknown() -> None:
+    assert certificate_lines((), ()) == ()
+    assert certificate_lines((), ("CN=mx.example",)) == ("leaf certificate names: CN=mx.example",)
+    assert certificate_lines(("/CN=mx.example",), ()) == (
+        "certificate chain it presents at STARTTLS (leaf first):",
+        "  [0] /CN=mx.example",
     )
+
+
+def test_a_connection_without_known_names_shows_the_chain_only() -> None:
+    timeline = build_timeline(fastmail_defers())  # a result without server_names (e.g. an older JSON document)
+    entry = timeline[_index(timeline, "connection to in1-smtp")]
+    assert entry.details[-1].startswith("  [1] /C=US/O=DigiCert Inc")
+    assert entry.names == ()
 
 
 def test_an_sni_sent_by_postfix_is_shown_and_a_server_without_a_known_chain_has_no_details() -> None:
     event = {"event": "smtp", "stage": "tls", "t": 1.0, "server": "mx.example", "local": "[2001:db8::5]:25",
              "client": "[2001:db8::5]:41000", "version": "TLSv1.2", "cipher": "ECDHE-RSA-AES256-GCM-SHA384",
              "sni": "mx.example"}  # fmt: skip
-    (entry,) = build_timeline(_empty_case(peer_events=(_peer_line(event),)))
-    assert entry.text == "TLS handshake done: TLSv1.2, ECDHE-RSA-AES256-GCM-SHA384, SNI mx.example"
-    assert entry.who == "mx.example[2001:db8::5]:25"  # IPv6 in Postfix's host[address]:port form
-    assert entry.details == ()
+    connect = {"event": "smtp", "stage": "connect", "t": 0.5, "server": "mx.example", "local": "[2001:db8::5]:25",
+               "client": "[2001:db8::5]:41000"}  # fmt: skip
+    entries = build_timeline(_empty_case(peer_events=(_peer_line(connect), _peer_line(event))))
+    assert [e.text for e in entries] == [
+        "connection to mx.example[2001:db8::5]:25 from [2001:db8::5]:41000",
+        "TLS handshake done: TLSv1.2, ECDHE-RSA-AES256-GCM-SHA384, SNI mx.example",
+    ]
+    assert entries[1].who == "mx.example[2001:db8::5]:25"  # IPv6 in Postfix's host[address]:port form
+    assert [e.details for e in entries] == [(), ()]
 
 
 def test_postfix_lines_are_classified_and_coloured_by_status_and_tls_level() -> None:
@@ -172,6 +213,27 @@ def test_a_tls_handshake_failure_at_the_server_is_an_error() -> None:
         "TLS handshake failed: SSLError: [SSL: NO_SHARED_CIPHER] no shared cipher",
         "error",
     )
+
+
+def test_a_servers_refusal_or_dropped_connection_is_shown_with_its_reply() -> None:
+    common = {"event": "smtp", "server": "mx", "local": "192.0.2.1:25", "client": "192.0.2.1:4000"}
+    events = [
+        {**common, "stage": "greeting", "t": 1.0, "reply": 220},
+        {**common, "stage": "rcpt", "t": 2.0, "address": "a@example.com", "reply": 550},
+        {**common, "stage": "mail", "t": 3.0, "address": "s@example.test", "reply": 451},
+        {**common, "stage": "data", "t": 4.0, "size": 300, "message_id": "m@x", "accepted": False, "reply": 554},
+        {**common, "stage": "ehlo", "t": 5.0, "hostname": "mail.example.test", "reply": None, "dropped": True},
+        {**common, "stage": "rcpt", "t": 6.0, "address": "b@example.com", "reply": 250},
+    ]
+    timeline = build_timeline(_empty_case(peer_events=tuple(_peer_line(e) for e in events)))
+    assert [(e.text, e.tone) for e in timeline] == [
+        ("greeting: 220", None),
+        ("RCPT TO:<a@example.com>: the server replied 550", "error"),
+        ("MAIL FROM:<s@example.test>: the server replied 451", "warning"),
+        ("DATA refused: 300 octets, Message-ID <m@x>: the server replied 554", "error"),
+        ("EHLO mail.example.test: the server dropped the connection instead of replying", "error"),
+        ("RCPT TO:<b@example.com>", None),
+    ]
 
 
 def test_a_line_that_is_not_postfix_is_kept_as_a_plain_log_entry() -> None:
