@@ -1,26 +1,30 @@
-"""The fake DNS of the pod: a zone model and an authoritative dnslib server on UDP and TCP.
+"""The fake DNS of the pod: an authoritative dnslib server on UDP and TCP answering from a zone.
 
 Postfix's resolver (``/etc/resolv.conf`` → ``nameserver 127.0.0.53``) asks this server for everything. It
 answers like an authoritative server for the whole fake world: records that exist are returned, a CNAME is
 chased inside the zone, names that exist without the asked type get NODATA, and every other name NXDOMAIN, so
-nothing ever leaks to the real DNS.
+nothing ever leaks to the real DNS. Faults (SERVFAIL, REFUSED, NXDOMAIN, no reply) and the AD bit come from the
+zone (see :class:`Zone`, :class:`DnsFault`).
 
 Typical use::
 
     zone = Zone([Record("fastmail.fm", "MX", "10 in1-smtp.messagingengine.com"),
-                 Record("in1-smtp.messagingengine.com", "A", "66.111.4.74")])
+                 Record("in1-smtp.messagingengine.com", "A", "66.111.4.74")],
+                faults=[DnsFault("fastmail.fm", "TLSA", "servfail")])
     with DnsServer(zone, "127.0.0.1", 0, on_query=events.append) as server:
         ...  # query 127.0.0.1:server.port over UDP or TCP
 
-This module imports only the standard library, dnslib and :mod:`harness.errors`: it runs inside the peer
-container.
+This module imports only the standard library, dnslib, :mod:`harness.errors` and :mod:`harness._dns_zone`: it
+runs inside the peer container.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "DNS_FAULTS",
     "RECORD_TYPES",
     "Answer",
+    "DnsFault",
     "DnsServer",
     "DnsServerError",
     "QueryCallback",
@@ -31,243 +35,28 @@ __all__ = [
 ]
 
 import errno
-import ipaddress
 import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from dnslib import CLASS, EDNS0, QTYPE, RCODE, RDMAP, RR, TXT, DNSError  # type: ignore[import-untyped]
+from dnslib import CLASS, EDNS0, QTYPE, RCODE, DNSError, DNSRecord  # type: ignore[import-untyped]
 from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer  # type: ignore[import-untyped]
 
+from harness._dns_zone import DNS_FAULTS, RECORD_TYPES, Answer, DnsFault, Record, Zone, ZoneError
 from harness.errors import HarnessError
 
-RECORD_TYPES = frozenset({"MX", "A", "AAAA", "CNAME", "TXT", "TLSA"})
-"""Record types a fake world can publish."""
-
 QueryCallback = Callable[[dict[str, Any]], None]
-"""Receives one ``event="dns"`` dict per answered query (see :class:`ZoneResolver`)."""
+"""Receives one ``event="dns"`` dict per query (see :class:`ZoneResolver`)."""
 
 _TCP_IDLE_TIMEOUT_S = 10.0  # RFC 7766 §6.2.3: servers close idle connections; the stub resolver reconnects.
 
 
-class ZoneError(HarnessError):
-    """A record or a set of records cannot form a zone (bad name, type, value or a CNAME conflict)."""
-
-
 class DnsServerError(HarnessError):
     """The fake DNS server could not listen, or a query callback raised while it served."""
-
-
-def _normalize_name(name: str) -> str:
-    """Lower-case, strip the trailing dot and check RFC 1035 §2.3.4 limits. The root is ``"."``."""
-    folded = name.strip().lower()
-    if folded in ("", "."):
-        return "."
-    folded = folded.removesuffix(".")
-    labels = folded.split(".")
-    if any(not label for label in labels) or any(len(label) > 63 for label in labels) or len(folded) > 253:
-        raise ZoneError(
-            f"bad domain name {name!r}: empty label, label over 63 octets or name over 253 octets. "
-            "Hint: write a name such as 'mx1.example.com' (trailing dot optional)."
-        )
-    return folded
-
-
-def _ancestors(name: str) -> Iterable[str]:
-    """``a.b.c`` → ``b.c``, ``c``, ``.``: the empty non-terminals above a name (RFC 8020 §2)."""
-    labels = name.split(".") if name != "." else []
-    for i in range(1, len(labels)):
-        yield ".".join(labels[i:])
-    yield "."
-
-
-@dataclass(frozen=True)
-class Record:
-    """One resource record of the fake world.
-
-    Attributes:
-        name: owner name, case-insensitive, trailing dot optional; stored lower-case without the dot.
-        rtype: one of :data:`RECORD_TYPES`, case-insensitive; stored upper-case.
-        value: presentation form: A ``192.0.2.1``, AAAA ``2001:db8::1``, MX ``10 mx1.example.com``,
-            CNAME ``target.example.com``, TXT the text itself (no quotes; split into 255-octet strings),
-            TLSA ``3 1 1 <hex>`` (usage selector matching-type data, RFC 6698 §2.2).
-        ttl: time to live in seconds.
-        dnssec: hook for DNSSEC scenarios: when every record of every RRset in an answer has it, the reply
-            carries AD=1 (RFC 4035 §3.2.3), which is what Postfix's DANE support trusts. Nothing is signed.
-
-    Raises:
-        ZoneError: the name, type, value or TTL is malformed.
-    """
-
-    name: str
-    rtype: str
-    value: str
-    ttl: int = 300
-    dnssec: bool = False
-
-    def __post_init__(self) -> None:
-        # Normalised at construction so that equal records compare equal and the zone indexes one spelling.
-        object.__setattr__(self, "name", _normalize_name(self.name))
-        object.__setattr__(self, "rtype", self.rtype.strip().upper())
-        if self.rtype not in RECORD_TYPES:
-            raise ZoneError(
-                f"record {self.name}: unsupported type {self.rtype!r}. "
-                f"Hint: use one of {', '.join(sorted(RECORD_TYPES))}."
-            )
-        if not 0 <= self.ttl <= 2**31 - 1:
-            raise ZoneError(f"record {self.name} {self.rtype}: ttl {self.ttl} outside 0..2147483647 seconds.")
-        self.rdata()  # parse once so that a bad value fails here, not at query time in the peer
-
-    def rdata(self) -> Any:
-        """Return the dnslib RDATA object for :attr:`value`.
-
-        Raises:
-            ZoneError: the value does not parse for the record type.
-        """
-        if self.rtype == "TXT":
-            raw = self.value.encode()
-            return TXT([raw[i : i + 255] for i in range(0, len(raw), 255)] or [b""])
-        try:
-            if self.rtype == "A":
-                ipaddress.IPv4Address(self.value.strip())
-            elif self.rtype == "AAAA":
-                ipaddress.IPv6Address(self.value.strip())
-            elif self.rtype == "TLSA":
-                _usage, _selector, _mtype, data = self.value.split(maxsplit=3)
-                bytes.fromhex(data.replace(" ", ""))
-            return RDMAP[self.rtype].fromZone(self.value.split())
-        except (ValueError, IndexError, TypeError, DNSError) as exc:
-            raise ZoneError(
-                f"record {self.name} {self.rtype}: cannot parse value {self.value!r}: {exc}. "
-                f"Hint: {_VALUE_HINTS[self.rtype]}."
-            ) from exc
-
-    @property
-    def target(self) -> str:
-        """The normalised target host of a CNAME or MX record (empty for other types)."""
-        if self.rtype == "CNAME":
-            return _normalize_name(self.value)
-        if self.rtype == "MX":
-            return _normalize_name(self.value.split()[1])
-        return ""
-
-    def to_rr(self) -> Any:
-        """Return this record as a dnslib ``RR``."""
-        return RR(self.name, getattr(QTYPE, self.rtype), rdata=self.rdata(), ttl=self.ttl)
-
-
-_VALUE_HINTS = {
-    "A": "an IPv4 address such as '192.0.2.1'",
-    "AAAA": "an IPv6 address such as '2001:db8::1'",
-    "MX": "'<preference> <host>', e.g. '10 mx1.example.com'",
-    "CNAME": "a host name such as 'target.example.com'",
-    "TLSA": "'<usage> <selector> <matching type> <hex>', e.g. '3 1 1 0a1b…'",
-}
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What the zone answers to one question.
-
-    Attributes:
-        rcode: ``"NOERROR"`` (records or NODATA) or ``"NXDOMAIN"``.
-        records: answer section in order: the CNAME chain first, then the records of the final name.
-        ad: the Authenticated Data bit: True only for a non-empty NOERROR answer whose records are all
-            flagged ``dnssec``.
-    """
-
-    rcode: str
-    records: tuple[Record, ...] = ()
-    ad: bool = False
-
-
-class Zone:
-    """An authoritative view of every name in the fake world.
-
-    Args:
-        records: the world's records, in any order. Duplicates are kept once.
-
-    Raises:
-        ZoneError: a name has a CNAME together with other data, or two CNAMEs (RFC 1034 §3.6.2, RFC 2181
-            §10.1).
-    """
-
-    def __init__(self, records: Iterable[Record]) -> None:
-        self._records = tuple(dict.fromkeys(records))
-        self._rrsets: dict[tuple[str, str], list[Record]] = {}
-        self._names: set[str] = {"."}
-        for record in self._records:
-            self._rrsets.setdefault((record.name, record.rtype), []).append(record)
-            self._names.add(record.name)
-            self._names.update(_ancestors(record.name))
-        for (name, rtype), rrset in self._rrsets.items():
-            if rtype != "CNAME":
-                continue
-            others = sorted(t for (n, t) in self._rrsets if n == name and t != "CNAME")
-            if others or len(rrset) > 1:
-                clash = f"other data ({', '.join(others)})" if others else "a second CNAME"
-                raise ZoneError(
-                    f"zone: {name} has a CNAME and {clash}, which RFC 1034 §3.6.2 forbids. "
-                    "Hint: keep either the CNAME or the other records."
-                )
-
-    @property
-    def records(self) -> tuple[Record, ...]:
-        """Every record of the zone, in the order first given."""
-        return self._records
-
-    def exists(self, name: str) -> bool:
-        """Whether ``name`` owns records or is an empty non-terminal above one (or the root)."""
-        return _normalize_name(name) in self._names
-
-    def answer(self, qname: str, qtype: str) -> Answer:
-        """Answer one question like an authoritative server (RFC 1034 §4.3.2).
-
-        Args:
-            qname: the queried name (any case, trailing dot optional).
-            qtype: the queried type mnemonic, e.g. ``"MX"``; ``"ANY"`` returns every record at the name.
-                Types the zone cannot hold (NS, SOA, ``TYPE65``…) get NODATA or NXDOMAIN like any other.
-
-        Returns:
-            The records of that type (NOERROR); a CNAME at the name, chased through the zone (loops end the
-            chase), followed by the target's records; NODATA (NOERROR, no records) when the name exists
-            without that type; otherwise NXDOMAIN. After a CNAME the rcode is that of the last name in the
-            chain (RFC 6604 §3), so a dangling CNAME answers NXDOMAIN with the CNAME in the answer.
-
-        Raises:
-            ZoneError: ``qname`` is not a valid domain name.
-        """
-        qtype = qtype.upper()
-        name = _normalize_name(qname)
-        chain: list[Record] = []
-        seen: set[str] = set()
-        while True:
-            if qtype == "ANY":
-                found = [r for r in self._records if r.name == name]
-            else:
-                found = list(self._rrsets.get((name, qtype), ()))
-            if found:
-                chain.extend(found)
-                rcode = "NOERROR"
-                break
-            cname = self._rrsets.get((name, "CNAME"))
-            if cname and qtype != "CNAME":
-                chain.extend(cname)
-                seen.add(name)
-                name = cname[0].target
-                if name in seen:  # a CNAME loop: return the chain so far rather than spin
-                    rcode = "NOERROR"
-                    break
-                continue
-            rcode = "NOERROR" if name in self._names else "NXDOMAIN"
-            break
-        ad = rcode == "NOERROR" and bool(chain) and all(r.dnssec for r in chain)
-        return Answer(rcode, tuple(chain), ad)
 
 
 def _format_address(address: tuple[Any, ...]) -> str:
@@ -282,13 +71,16 @@ def _presentation(rr: Any) -> str:
 class ZoneResolver(BaseResolver):  # type: ignore[misc]
     """dnslib resolver answering from a :class:`Zone` and reporting each query.
 
-    Each answered query is passed to ``on_query`` as::
+    Each query is passed to ``on_query`` as::
 
         {"event": "dns", "t": 1764500000.123, "proto": "udp", "client": "127.0.0.1:40123",
-         "qname": "fastmail.fm.", "qtype": "MX", "rcode": "NOERROR", "ad": False,
+         "qname": "fastmail.fm.", "qtype": "MX", "rcode": "NOERROR", "ad": False, "fault": None,
          "answers": ["fastmail.fm. 300 IN MX 10 in1-smtp.messagingengine.com."]}
 
-    ``t`` is Unix time in seconds; ``client`` is ``ip:port`` (``[ip]:port`` for IPv6); ``qname`` is as asked.
+    ``t`` is Unix time in seconds; ``client`` is ``ip:port`` (``[ip]:port`` for IPv6); ``qname`` is as asked;
+    ``fault`` names the :class:`DnsFault` that decided the answer (``servfail``, ``refused``, ``nxdomain``,
+    ``timeout``) or is None. A ``timeout`` query is reported with ``rcode`` None: no reply was sent.
+
     The reply has AA=1, RA=1, the query's RD/CD bits, TC=0 and AD set from :attr:`Answer.ad` (never copied
     from the query: Postfix sets AD in its queries and dnslib's ``reply()`` would echo it). A query with an
     OPT record gets one back (RFC 6891 §7). Other opcodes get NOTIMP, classes other than IN get REFUSED.
@@ -312,10 +104,12 @@ class ZoneResolver(BaseResolver):  # type: ignore[misc]
             return errors
 
     def resolve(self, request: Any, handler: Any) -> Any:
-        """Build the reply to a parsed dnslib request (called by dnslib's handler)."""
+        """Build the reply to a parsed dnslib request, or return None when no reply must be sent (a
+        ``timeout`` fault; only this module's handler knows that case)."""
         reply = request.reply(ra=1, aa=1)
         reply.header.tc = 0
         reply.header.ad = 0
+        fault = None
         if request.header.opcode != 0:
             reply.header.rcode = RCODE.NOTIMP
         elif not request.questions:
@@ -324,6 +118,10 @@ class ZoneResolver(BaseResolver):  # type: ignore[misc]
             reply.header.rcode = RCODE.REFUSED
         else:
             answer = self.zone.answer(str(request.q.qname), QTYPE[request.q.qtype])
+            fault = answer.fault
+            if answer.rcode is None:
+                self._report(request, None, handler, fault)
+                return None
             for record in answer.records:
                 reply.add_answer(record.to_rr())
             reply.header.rcode = getattr(RCODE, answer.rcode)
@@ -332,10 +130,10 @@ class ZoneResolver(BaseResolver):  # type: ignore[misc]
         if opt is not None:
             # Echo EDNS0 and the DO bit (RFC 3225 §3): resolvers asking for DNSSEC then see a normal server.
             reply.add_ar(EDNS0(udp_len=1232, flags="do" if opt.ttl & 0x8000 else ""))
-        self._report(request, reply, handler)
+        self._report(request, reply, handler, fault)
         return reply
 
-    def _report(self, request: Any, reply: Any, handler: Any) -> None:
+    def _report(self, request: Any, reply: Any, handler: Any, fault: str | None) -> None:
         if self.on_query is None:
             return
         question = request.questions[0] if request.questions else None
@@ -346,9 +144,10 @@ class ZoneResolver(BaseResolver):  # type: ignore[misc]
             "client": _format_address(handler.client_address),
             "qname": str(question.qname) if question else "",
             "qtype": QTYPE[question.qtype] if question else "",
-            "rcode": RCODE[reply.header.rcode],
-            "ad": bool(reply.header.ad),
-            "answers": [_presentation(rr) for rr in reply.rr],
+            "rcode": RCODE[reply.header.rcode] if reply is not None else None,
+            "ad": bool(reply is not None and reply.header.ad),
+            "fault": fault,
+            "answers": [_presentation(rr) for rr in reply.rr] if reply is not None else [],
         }
         try:
             self.on_query(event)
@@ -358,12 +157,28 @@ class ZoneResolver(BaseResolver):  # type: ignore[misc]
 
 
 class _Handler(DNSHandler):  # type: ignore[misc]
-    """dnslib's handler, but reading every length-prefixed query on a TCP connection (RFC 7766 §6.2.1):
-    glibc sends its A and AAAA queries over one connection, and dnslib's handler answers only the first."""
+    """dnslib's handler, changed in two ways.
+
+    * Over TCP it reads every length-prefixed query of a connection (RFC 7766 §6.2.1): glibc sends its A and
+      AAAA queries over one connection, and dnslib's handler answers only the first.
+    * A query the resolver leaves unanswered (a ``timeout`` fault) gets nothing over UDP; over TCP the
+      connection is closed right after reading it, without a reply. glibc's stub resolver (``send_vc`` in
+      ``res_send.c``) reads TCP replies with no timeout of its own, so a connection left open would stall
+      Postfix until this server's idle timeout; closed, glibc moves on to its next try at once and, like
+      after UDP timeouts, finally fails with TRY_AGAIN (Postfix: ``Host or domain name not found ... try
+      again``, a temporary failure).
+    """
 
     def handle(self) -> None:
         if self.server.socket_type != socket.SOCK_STREAM:
-            super().handle()
+            self.protocol = "udp"
+            data, connection = self.request
+            try:
+                rdata = self._reply(data)
+            except DNSError:
+                return  # garbage: no reply, like a real server
+            if rdata is not None:
+                connection.sendto(rdata, self.client_address)
             return
         self.protocol = "tcp"
         self.request.settimeout(_TCP_IDLE_TIMEOUT_S)
@@ -375,10 +190,16 @@ class _Handler(DNSHandler):  # type: ignore[misc]
                 data = self._recv_exactly(struct.unpack("!H", header)[0])
                 if data is None:
                     return
-                rdata = self.get_reply(data)
+                rdata = self._reply(data)
+                if rdata is None:
+                    return  # socketserver closes the connection when handle() returns
                 self.request.sendall(struct.pack("!H", len(rdata)) + rdata)
             except (OSError, DNSError):
                 return  # client went away or sent garbage: close this connection only
+
+    def _reply(self, data: bytes) -> bytes | None:
+        reply = self.server.resolver.resolve(DNSRecord.parse(data), self)
+        return None if reply is None else bytes(reply.pack())
 
     def _recv_exactly(self, size: int) -> bytes | None:
         buf = b""

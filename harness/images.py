@@ -36,7 +36,19 @@ __all__ = ["DEFAULT_RELEASE", "RELEASES", "ImageSet", "ImageState", "ensure_imag
 #: The peer always runs on this suite (its Python must match the host-built wheels' tags: pure Python here).
 PEER_SUITE = "bookworm"
 PEER_PACKAGES = ("aiosmtpd", "atpublic", "attrs", "dnslib")
-PEER_MODULES = ("__init__.py", "errors.py", "dns.py", "smtp.py", "peer.py")
+PEER_MODULES = (
+    "__init__.py",
+    "errors.py",
+    "_dns_zone.py",
+    "dns.py",
+    "_smtp_endpoint.py",
+    "_smtp_tls.py",
+    "_smtp_session.py",
+    "_smtp_protocol.py",
+    "smtp.py",
+    "_world_spec.py",
+    "peer.py",
+)
 
 HERE = Path(__file__).resolve().parent
 CONTAINERS = HERE.parent / "containers"

@@ -11,6 +11,7 @@ that path runs the same checks as a file.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from datetime import date, datetime
@@ -26,9 +27,14 @@ from pydantic import (
     model_validator,
 )
 
+from harness.model_servers import ServerSpec
+
 __all__ = [
+    "DNS_FAULTS",
+    "FAULT_TYPES",
     "CaSpec",
     "Case",
+    "CasePki",
     "CertSpec",
     "DnsNode",
     "Expect",
@@ -41,7 +47,11 @@ __all__ = [
 ]
 
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
-KeyType = Literal["rsa2048", "rsa4096", "ec256", "ec384"]
+KeyType = Literal["rsa2048", "rsa4096", "ec256", "ec384", "rsa1024", "rsa3072", "ec521"]
+#: What a fake DNS owner may answer instead of its records (``dns.OWNER.fault``).
+DNS_FAULTS = ("servfail", "timeout", "nxdomain", "refused")
+#: The record types a fault may be limited to (``fault: {AAAA: timeout}``); ``*`` stands for every type.
+FAULT_TYPES = ("MX", "A", "AAAA", "CNAME", "TXT", "TLSA")
 
 
 def _to_str(value: Any) -> Any:
@@ -50,6 +60,11 @@ def _to_str(value: Any) -> Any:
         return "yes" if value else "no"
     if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, dict):  # YAML read `{{ fingerprint mx }}`, unquoted, as a mapping in a mapping
+        raise ValueError(
+            "found a YAML mapping where a value belongs. Hint: quote a value that starts with `{`, e.g. "
+            '`"{{ fingerprint mx }}"`'
+        )
     return value
 
 
@@ -87,9 +102,12 @@ class CaSpec(_Frozen):
 
 
 class CertSpec(_Frozen):
-    """A server certificate issued by a CA of the scenario; the server sends it with its intermediates."""
+    """A server certificate issued by a CA of the scenario (``issuer``), or self-signed (``self_signed: true``,
+    no ``issuer``); the server sends it with its intermediates. ``issuer`` is required unless the certificate is
+    self-signed: the cross-reference check (:mod:`harness.references`) says so at the key."""
 
-    issuer: str
+    issuer: str | None = None
+    self_signed: bool = False
     san: list[str] = Field(default_factory=list)
     subject: str | None = None
     cn: str | None = None
@@ -111,8 +129,40 @@ class Pki(_Frozen):
     certs: dict[str, CertSpec] = Field(default_factory=dict)
 
 
+def _fault_form(value: Any) -> Any:
+    """``fault: servfail`` (every type) → ``{"*": "servfail"}``; ``fault: {AAAA: timeout}`` is checked as is."""
+
+    def known(word: Any, choices: tuple[str, ...], what: str, hint: str) -> None:
+        if word not in choices:
+            close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+            near = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown {what} {word!r}{near}. Hint: {hint}")
+
+    faults_hint = f"one of {', '.join(DNS_FAULTS)}"
+    if isinstance(value, str):
+        known(value, DNS_FAULTS, "DNS fault", faults_hint)
+        return {"*": value}
+    if isinstance(value, dict):
+        for rtype, fault in value.items():
+            known(
+                rtype,
+                FAULT_TYPES,
+                "record type",
+                f"one of {', '.join(FAULT_TYPES)}; `fault: servfail` alone stands for every type",
+            )
+            known(fault, DNS_FAULTS, "DNS fault", faults_hint)
+        return value
+    if value is None:
+        return value
+    raise ValueError(f"a fault is {faults_hint}, or a mapping such as `{{AAAA: timeout}}`, found {value!r}")
+
+
 class DnsNode(_Frozen):
-    """The records of one owner name. Values are presentation-form strings (one or a list)."""
+    """The records of one owner name. Values are presentation-form strings (one or a list).
+
+    ``fault`` (record type or ``*`` → ``servfail``/``timeout``/``nxdomain``/``refused``) is answered instead of
+    the records; ``dnssec`` makes the answers of this owner's records carry the AD bit.
+    """
 
     MX: RecordValues | None = None
     A: RecordValues | None = None
@@ -120,6 +170,8 @@ class DnsNode(_Frozen):
     CNAME: RecordValues | None = None
     TXT: RecordValues | None = None
     TLSA: RecordValues | None = None
+    fault: Annotated[dict[str, str], BeforeValidator(_fault_form)] | None = None
+    dnssec: bool = False
 
     @field_validator("MX")
     @classmethod
@@ -191,13 +243,6 @@ class DnsNode(_Frozen):
         return out
 
 
-class ServerSpec(_Frozen):
-    """A fake receiving SMTP server on every address of its host. Without ``cert`` it offers no STARTTLS."""
-
-    cert: str | None = None
-    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=lambda: [25], min_length=1)
-
-
 class PostfixSpec(_Frozen):
     """The Postfix under test. In a case, every field is an override of the scenario's (None = inherit)."""
 
@@ -229,6 +274,31 @@ class Expect(_Frozen):
     relay: str | None = None
     tls: Literal["none", "Anonymous", "Untrusted", "Trusted", "Verified"] | None = None
     received: bool | None = None
+    # What the fake server observed of the session with the relay (ServerSession).
+    starttls: bool | None = None
+    sni: str | None = None
+    protocol: Literal["none", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"] | None = None
+    cipher: str | None = None
+
+    @field_validator("sni")
+    @classmethod
+    def _sni(cls, sni: str | None) -> str | None:
+        if sni is not None and (not sni or any(c.isspace() for c in sni)):
+            raise ValueError(
+                f"{sni!r} is not a host name. Hint: write `sni: mx.example.com`, or `sni: none` when Postfix is "
+                "to send no SNI"
+            )
+        return sni
+
+    @field_validator("cipher")
+    @classmethod
+    def _cipher(cls, cipher: str | None) -> str | None:
+        if cipher is not None and (not cipher or any(c.isspace() for c in cipher)):
+            raise ValueError(
+                f"{cipher!r} is not a cipher name. Hint: write OpenSSL's name, e.g. `TLS_AES_256_GCM_SHA384` or "
+                "`ECDHE-RSA-AES256-GCM-SHA384`"
+            )
+        return cipher
 
     @field_validator("status")
     @classmethod
@@ -278,12 +348,30 @@ class Message(_Frozen):
         return headers
 
 
+class CasePki(_Frozen):
+    """A case's certificates, merged over the scenario's by name. CAs are shared by every case."""
+
+    certs: dict[str, CertSpec] = Field(default_factory=dict)
+
+
 class Case(_Frozen):
-    """One case: Postfix overrides and the messages to send, run against a fresh Postfix state."""
+    """One case: Postfix overrides, world overrides and the messages to send, run against a fresh Postfix state.
+
+    ``servers``, ``dns`` and ``pki.certs`` are merged over the scenario's entry by entry: an entry of the case
+    replaces the scenario's entry of the same name (see :func:`harness.overrides.merged_world`).
+    """
 
     name: str = Field(pattern=SLUG, max_length=63)
     postfix: PostfixSpec = Field(default_factory=PostfixSpec)
     send: list[Message] = Field(min_length=1)
+    pki: CasePki | None = None
+    dns: dict[str, DnsNode] | None = None
+    servers: dict[str, ServerSpec] | None = None
+
+    @property
+    def changes_world(self) -> bool:
+        """Whether the case overrides any part of the world (then it gets a world of its own)."""
+        return bool((self.pki and self.pki.certs) or self.dns or self.servers)
 
 
 class Scenario(_Frozen):

@@ -13,9 +13,11 @@ prints one JSON object per line on stdout until SIGTERM/SIGINT:
 * ``{"event": "error", "message": "..."}`` on a startup failure (exit code 1);
 * ``{"event": "stopped"}`` after a clean stop (exit code 0).
 
-The host builds the spec with :class:`WorldSpec` and reads the stream back with :func:`parse_events`. This
-module imports only the standard library, aiosmtpd, dnslib and the stdlib-only :mod:`harness.errors`,
-:mod:`harness.dns` and :mod:`harness.smtp`: the peer image holds nothing else.
+The spec (docs/internal/world-spec.md) is :class:`WorldSpec`, defined in :mod:`harness._world_spec`; the
+host reads the event stream back with :func:`parse_events`. This module and the ones it imports
+(:mod:`harness.errors`, :mod:`harness.dns`, :mod:`harness.smtp` and their private ``_dns_*``, ``_smtp_*`` and
+``_world_spec`` modules, all listed in ``harness.images.PEER_MODULES``) need only the standard library,
+aiosmtpd and dnslib: the peer image holds nothing else.
 """
 
 from __future__ import annotations
@@ -41,208 +43,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.dns import DnsServer, Record, Zone
+from harness._world_spec import SPEC_VERSION, DnsSpec, PeerError, ServerSpec, WorldSpec, WorldSpecError
+from harness.dns import DnsServer
 from harness.errors import HarnessError
-from harness.smtp import SmtpEndpoint, SmtpRunner
-
-SPEC_VERSION = 1
-"""The world spec version this peer reads and writes."""
-
-
-class PeerError(HarnessError):
-    """The peer could not start: bad spec, an address could not be bound, a server could not listen."""
-
-
-class WorldSpecError(PeerError):
-    """A world spec is invalid (wrong version, missing or mistyped key, bad address or record)."""
-
-
-def _check_ip(value: str, where: str) -> None:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError as exc:
-        raise WorldSpecError(f"world spec: {where}: {value!r} is not an IPv4 or IPv6 address.") from exc
-
-
-def _check_port(value: int, where: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
-        raise WorldSpecError(f"world spec: {where}: port {value!r} is not an integer in 0..65535.")
-
-
-@dataclass(frozen=True)
-class DnsSpec:
-    """The fake DNS of a world.
-
-    Attributes:
-        listen: address the DNS server listens on (the pod's resolv.conf names ``127.0.0.53``).
-        port: UDP and TCP port; 0 picks a free one (reported in the ready event).
-        records: every record of the world.
-    """
-
-    listen: str = "127.0.0.53"
-    port: int = 53
-    records: tuple[Record, ...] = ()
-
-    def __post_init__(self) -> None:
-        _check_ip(self.listen, "dns.listen")
-        _check_port(self.port, "dns.port")
-        try:
-            Zone(self.records)  # a CNAME conflict is reported when the host builds the spec, not in the pod
-        except HarnessError as exc:
-            raise WorldSpecError(f"world spec: dns.records: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class ServerSpec:
-    """One fake receiving SMTP server of a world.
-
-    Attributes:
-        host: the server's name (greeting and EHLO reply).
-        address: address it listens on; must be local, or listed in :attr:`WorldSpec.addresses`.
-        port: TCP port (25 for MX delivery).
-        cert_chain: PEM chain (leaf first) relative to the spec file's directory, or None for no STARTTLS.
-        key: PEM key of the leaf, relative like ``cert_chain``; given exactly when ``cert_chain`` is.
-    """
-
-    host: str
-    address: str
-    port: int = 25
-    cert_chain: str | None = None
-    key: str | None = None
-
-    def __post_init__(self) -> None:
-        _check_ip(self.address, f"servers.{self.host}.address")
-        _check_port(self.port, f"servers.{self.host}.port")
-        if (self.cert_chain is None) != (self.key is None):
-            raise WorldSpecError(
-                f"world spec: servers.{self.host}: cert_chain and key go together. "
-                "Hint: give both for a STARTTLS server, neither for a plaintext-only one."
-            )
-
-    def endpoint(self, base_dir: Path) -> SmtpEndpoint:
-        """The :class:`~harness.smtp.SmtpEndpoint` of this server, file paths resolved from ``base_dir``."""
-        return SmtpEndpoint(
-            self.host,
-            self.address,
-            self.port,
-            cert_chain_file=str(base_dir / self.cert_chain) if self.cert_chain else None,
-            key_file=str(base_dir / self.key) if self.key else None,
-        )
-
-
-@dataclass(frozen=True)
-class WorldSpec:
-    """What the peer must serve: DNS records, addresses to bind, SMTP servers. Written by the host as JSON.
-
-    Attributes:
-        dns: the fake DNS.
-        addresses: addresses to add to ``lo`` (IPv4 as /32, IPv6 as /128).
-        servers: the SMTP servers.
-        version: spec format version; only :data:`SPEC_VERSION` is accepted.
-
-    Raises:
-        WorldSpecError: a value is invalid or the version is not :data:`SPEC_VERSION`.
-    """
-
-    dns: DnsSpec = field(default_factory=DnsSpec)
-    addresses: tuple[str, ...] = ()
-    servers: tuple[ServerSpec, ...] = ()
-    version: int = SPEC_VERSION
-
-    def __post_init__(self) -> None:
-        if self.version != SPEC_VERSION:
-            raise WorldSpecError(
-                f"world spec: version {self.version!r} is not supported (this peer reads {SPEC_VERSION}). "
-                "Hint: rebuild the peer image from the same mxharness version as the host."
-            )
-        for i, address in enumerate(self.addresses):
-            _check_ip(address, f"addresses[{i}]")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-able form (record keys ``name``, ``type``, ``value``, ``ttl``, ``dnssec``)."""
-        return {
-            "version": self.version,
-            "dns": {
-                "listen": self.dns.listen,
-                "port": self.dns.port,
-                "records": [
-                    {"name": r.name, "type": r.rtype, "value": r.value, "ttl": r.ttl, "dnssec": r.dnssec}
-                    for r in self.dns.records
-                ],
-            },
-            "addresses": list(self.addresses),
-            "servers": [
-                {
-                    "host": s.host,
-                    "address": s.address,
-                    "port": s.port,
-                    "cert_chain": s.cert_chain,
-                    "key": s.key,
-                }
-                for s in self.servers
-            ],
-        }
-
-    def to_json(self) -> str:
-        """The spec as a JSON document."""
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> WorldSpec:
-        """Build and validate a spec from its JSON-able form.
-
-        Raises:
-            WorldSpecError: naming the key path of the first problem.
-        """
-        try:
-            version = data.get("version")
-            if version != SPEC_VERSION:  # checked first: a newer layout would fail below with a worse message
-                raise WorldSpecError(
-                    f"world spec: version {version!r} is not supported (this peer reads {SPEC_VERSION}). "
-                    "Hint: rebuild the peer image from the same mxharness version as the host."
-                )
-            dns = data.get("dns", {})
-            records = tuple(
-                Record(r["name"], r["type"], r["value"], ttl=r.get("ttl", 300), dnssec=r.get("dnssec", False))
-                for r in dns.get("records", [])
-            )
-            servers = tuple(
-                ServerSpec(s["host"], s["address"], s.get("port", 25), s.get("cert_chain"), s.get("key"))
-                for s in data.get("servers", [])
-            )
-            return cls(
-                dns=DnsSpec(dns.get("listen", "127.0.0.53"), dns.get("port", 53), records),
-                addresses=tuple(data.get("addresses", [])),
-                servers=servers,
-            )
-        except WorldSpecError:
-            raise
-        except HarnessError as exc:
-            raise WorldSpecError(f"world spec: {exc}") from exc
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise WorldSpecError(
-                f"world spec: missing or mistyped key ({type(exc).__name__}: {exc}). "
-                "Hint: build the spec with WorldSpec(...).to_json() on the host."
-            ) from exc
-
-    @classmethod
-    def from_json(cls, text: str) -> WorldSpec:
-        """Parse and validate a JSON document.
-
-        Raises:
-            WorldSpecError: the text is not JSON or the spec is invalid.
-        """
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise WorldSpecError(f"world spec: not valid JSON: {exc}.") from exc
-        if not isinstance(data, dict):
-            raise WorldSpecError("world spec: the document must be a JSON object.")
-        return cls.from_dict(data)
+from harness.smtp import SmtpRunner
 
 
 def parse_events(lines: Iterable[str]) -> list[dict[str, Any]]:
@@ -334,7 +141,7 @@ async def _serve(spec: WorldSpec, base_dir: Path, emit: _Emitter) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    zone = Zone(spec.dns.records)
+    zone = spec.dns.zone()
     runner = SmtpRunner([server.endpoint(base_dir) for server in spec.servers], on_event=emit)
     with DnsServer(zone, spec.dns.listen, spec.dns.port, on_query=emit) as dns:
         await runner.start()

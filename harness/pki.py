@@ -38,13 +38,13 @@ __all__ = [
 ]
 
 import difflib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from harness._pki_formats import (
@@ -57,18 +57,7 @@ from harness._pki_formats import (
     tlsa_data,
     validity_window,
 )
-
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-"""The private key types the factory makes."""
-
-_KEY_FACTORIES: dict[str, Callable[[], PrivateKey]] = {
-    "rsa2048": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
-    "rsa4096": lambda: rsa.generate_private_key(public_exponent=65537, key_size=4096),
-    "ec256": lambda: ec.generate_private_key(ec.SECP256R1()),
-    "ec384": lambda: ec.generate_private_key(ec.SECP384R1()),
-}
-KEY_TYPES: tuple[str, ...] = tuple(_KEY_FACTORIES)
-"""Key type names accepted by ``key=``: rsa2048, rsa4096, ec256 (P-256), ec384 (P-384)."""
+from harness._pki_profile import KEY_TYPES, KEY_USAGE_FLAGS, PrivateKey, generate_key, key_pem, sign
 
 _LEAF_LIFETIME = timedelta(days=365)
 _CA_LIFETIME = timedelta(days=3650)
@@ -120,10 +109,10 @@ class IssuedCert:
         cert_pem: the leaf alone, PEM.
         key_pem: the leaf's key, unencrypted PKCS#8 PEM.
         chain_pem: the leaf followed by every intermediate up to, not including, the root: what a correctly
-            configured server sends (RFC 8446 §4.4.2, RFC 5246 §7.4.2).
-        root: the root CA at the top of the chain.
+            configured server sends (RFC 8446 §4.4.2, RFC 5246 §7.4.2). The leaf alone when self-signed.
+        root: the root CA at the top of the chain; None for a self-signed certificate.
         intermediates: the intermediate CAs in chain order (the leaf's issuer first); empty when a root
-            issued the leaf.
+            issued the leaf, or when it is self-signed.
     """
 
     name: str
@@ -132,8 +121,13 @@ class IssuedCert:
     cert_pem: bytes
     key_pem: bytes
     chain_pem: bytes
-    root: IssuedCa
+    root: IssuedCa | None
     intermediates: tuple[IssuedCa, ...] = ()
+
+    @property
+    def self_signed(self) -> bool:
+        """Whether the certificate signs itself (no CA issued it)."""
+        return self.root is None
 
 
 class Pki:
@@ -190,19 +184,19 @@ class Pki:
         subject_name = parse_dn(subject)
         signer = self.ca(issuer) if issuer is not None else None
         start, end = validity_window(self._now, not_before, not_after, lifetime=_CA_LIFETIME)
-        private_key = _generate_key(key)  # last: the costly step, once the input is known to be good
-        usage = dict.fromkeys(_KEY_USAGE_FLAGS, False) | {"key_cert_sign": True, "crl_sign": True}
+        private_key = generate_key(key)  # last: the costly step, once the input is known to be good
+        usage = dict.fromkeys(KEY_USAGE_FLAGS, False) | {"key_cert_sign": True, "crl_sign": True}
         extensions: list[tuple[x509.ExtensionType, bool]] = [
             (x509.BasicConstraints(ca=True, path_length=None), True),
             (x509.KeyUsage(**usage), True),
         ]
-        certificate = _sign(subject_name, private_key, signer, start, end, extensions)
+        certificate = sign(subject_name, private_key, signer, start, end, extensions)
         ca = IssuedCa(
             name=name,
             certificate=certificate,
             private_key=private_key,
             cert_pem=certificate.public_bytes(serialization.Encoding.PEM),
-            key_pem=_key_pem(private_key),
+            key_pem=key_pem(private_key),
             is_root=signer is None,
             issuer_name=issuer,
         )
@@ -213,7 +207,7 @@ class Pki:
         self,
         name: str,
         *,
-        issuer: str,
+        issuer: str | None,
         san: Sequence[str] = (),
         subject: str | None = None,
         cn: str | None = None,
@@ -221,16 +215,18 @@ class Pki:
         not_before: When | None = None,
         not_after: When | None = None,
     ) -> IssuedCert:
-        """Make a server certificate signed by the CA named ``issuer``.
+        """Make a server certificate signed by the CA named ``issuer``, or by itself when ``issuer`` is None.
 
         The leaf carries BasicConstraints CA:FALSE, KeyUsage digitalSignature (+ keyEncipherment for RSA,
         RFC 5280 §4.2.1.3), ExtendedKeyUsage serverAuth + clientAuth, SubjectKeyIdentifier,
         AuthorityKeyIdentifier and, when ``san`` is not empty, a subjectAltName (RFC 5280 §4.2.1.6).
-        Without SANs, TLS clients (Postfix included) match the subject CN instead.
+        Without SANs, TLS clients (Postfix included) match the subject CN instead. A self-signed leaf has the
+        same profile, its issuer DN is its subject and its AuthorityKeyIdentifier its own key's, so OpenSSL
+        reports it as ``self-signed certificate`` (X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT).
 
         Args:
             name: the scenario's name for the certificate; unique among certificates.
-            issuer: name of an existing CA.
+            issuer: name of an existing CA, or None for a self-signed certificate.
             san: subjectAltName entries in order. An entry that parses as an IPv4/IPv6 address becomes an IP
                 SAN, anything else a DNS SAN, taken verbatim (wildcards such as ``*.example.com`` or
                 ``m*.example.com`` and trailing dots are kept: scenarios test how Postfix matches them).
@@ -250,13 +246,13 @@ class Pki:
             UnknownNameError: ``issuer`` names no CA.
         """
         _check_new_name(name, self._certs, "certificate")
-        signer = self.ca(issuer)
+        signer = self.ca(issuer) if issuer is not None else None
         alt_names = [san_entry(entry) for entry in san]
         subject_name = _leaf_subject(name, subject, cn, alt_names)
         start, end = validity_window(self._now, not_before, not_after, lifetime=_LEAF_LIFETIME)
-        private_key = _generate_key(key)
+        private_key = generate_key(key)
         is_rsa = isinstance(private_key, rsa.RSAPrivateKey)
-        usage = dict.fromkeys(_KEY_USAGE_FLAGS, False) | {
+        usage = dict.fromkeys(KEY_USAGE_FLAGS, False) | {
             "digital_signature": True,
             "key_encipherment": is_rsa,
         }
@@ -270,10 +266,10 @@ class Pki:
         ]
         if alt_names:
             extensions.append((x509.SubjectAlternativeName(alt_names), False))
-        certificate = _sign(subject_name, private_key, signer, start, end, extensions)
+        certificate = sign(subject_name, private_key, signer, start, end, extensions)
         intermediates: list[IssuedCa] = []
         top = signer
-        while not top.is_root:
+        while top is not None and not top.is_root:
             intermediates.append(top)
             top = self._cas[top.issuer_name or ""]
         cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
@@ -282,13 +278,35 @@ class Pki:
             certificate=certificate,
             private_key=private_key,
             cert_pem=cert_pem,
-            key_pem=_key_pem(private_key),
+            key_pem=key_pem(private_key),
             chain_pem=cert_pem + b"".join(ca.cert_pem for ca in intermediates),
             root=top,
             intermediates=tuple(intermediates),
         )
         self._certs[name] = issued
         return issued
+
+    @property
+    def ca_names(self) -> tuple[str, ...]:
+        """The names of the CAs made so far, in the order made."""
+        return tuple(self._cas)
+
+    @property
+    def cert_names(self) -> tuple[str, ...]:
+        """The names of the server certificates made so far, in the order made."""
+        return tuple(self._certs)
+
+    def copy(self, *, certs: Iterable[str] | None = None) -> Pki:
+        """A new set with the same reference time, the same CAs and the named certificates (default: all) —
+        the very objects, nothing re-issued. Certificates added to the copy do not appear here.
+
+        Raises:
+            UnknownNameError: a name in ``certs`` that this set does not hold.
+        """
+        other = Pki(now=self._now)
+        other._cas = dict(self._cas)
+        other._certs = {name: self.cert(name) for name in (self._certs if certs is None else certs)}
+        return other
 
     def ca(self, name: str) -> IssuedCa:
         """The CA made under ``name``.
@@ -311,62 +329,6 @@ class Pki:
             return self._certs[name]
         except KeyError:
             raise _unknown(name, self._certs, "certificate", "pki.certs") from None
-
-
-# x509.KeyUsage takes every flag as a keyword; callers switch on the ones they need.
-_KEY_USAGE_FLAGS = tuple(
-    "digital_signature content_commitment key_encipherment data_encipherment key_agreement key_cert_sign"
-    " crl_sign encipher_only decipher_only".split()
-)
-
-
-def _generate_key(key: str) -> PrivateKey:
-    try:
-        factory = _KEY_FACTORIES[key]
-    except KeyError:
-        raise ValueError(
-            f"unknown key type {key!r}. Hint: use one of {', '.join(KEY_TYPES)}" + _did_you_mean(key, KEY_TYPES) + "."
-        ) from None
-    return factory()
-
-
-def _key_pem(private_key: PrivateKey) -> bytes:
-    return private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _sign(
-    subject: x509.Name,
-    private_key: PrivateKey,
-    signer: IssuedCa | None,
-    not_before: datetime,
-    not_after: datetime,
-    extensions: list[tuple[x509.ExtensionType, bool]],
-) -> x509.Certificate:
-    """Build and sign a certificate; ``signer`` None means self-signed."""
-    public_key = private_key.public_key()
-    ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
-    if signer is None:
-        issuer_name, signing_key, issuer_ski = subject, private_key, ski
-    else:
-        issuer_name = signer.certificate.subject
-        signing_key = signer.private_key
-        issuer_ski = signer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(ski, critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
-    )
-    for extension, critical in extensions:
-        builder = builder.add_extension(extension, critical=critical)
-    return builder.sign(signing_key, hashes.SHA256())
 
 
 def _leaf_subject(name: str, subject: str | None, cn: str | None, alt_names: list[x509.GeneralName]) -> x509.Name:

@@ -1,24 +1,22 @@
 """Cross-references between the sections of a scenario: issuers, certificates, addresses, trust, names.
 
 The schema (:mod:`harness.model`) checks each entry on its own; this module checks what entries say about each
-other — a certificate's issuer exists and is a CA, a server's host has an address record, an MX target has an
-address, TLSA ``cert:NAME`` names a certificate, no issuer cycle, no two spellings of one name. Entries that
-failed the schema still count as existing, so a user sees one error per mistake, not a cascade.
+other — the world sections (``pki``, ``dns``, ``servers``, in :mod:`harness.references_world`) on the scenario and
+again on every case's merged world, then trust, releases, master.cf, maps and case names. Entries that failed the
+schema still count as existing, so a user sees one error per mistake, not a cascade.
 """
 
 from __future__ import annotations
 
-import difflib
-import ipaddress
 import re
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from harness.model import Case, CaSpec, CertSpec, DnsNode, Pki, PostfixSpec, Scenario, ServerSpec
+from harness.model import Case, CasePki, CaSpec, CertSpec, DnsNode, Pki, PostfixSpec, Scenario, ServerSpec
+from harness.overrides import merged_world, owner_key
+from harness.references_world import All, Unchecked, check_world, near
 from harness.releases import release_error, suite_for_release
 
 __all__ = ["Unchecked", "check_references", "valid_parts"]
@@ -26,43 +24,25 @@ __all__ = ["Unchecked", "check_references", "valid_parts"]
 Path_ = tuple[str | int, ...]
 
 
-class _All:
-    """Stands for every name of a section that is not a mapping at all."""
-
-    def __contains__(self, name: object) -> bool:
-        return True
-
-
-@dataclass(frozen=True)
-class Unchecked:
-    """Names of entries that failed the schema: they exist, but their content is not known."""
-
-    cas: Container[str] = frozenset()
-    certs: Container[str] = frozenset()
-    owners: Container[str] = frozenset()  # fully qualified, lower case
-
-
 def valid_parts(data: Mapping[str, Any]) -> tuple[Scenario, Unchecked]:
     """A scenario of the entries of ``data`` that pass the schema one by one (pki, dns, servers, trust, case
-    names), and the names of those that do not, so that references are checked without errors about entries
-    the schema already rejected."""
-    pki = data.get("pki", {})
-    if isinstance(pki, Mapping):
-        cas, bad_cas = _valid_entries(pki.get("cas"), CaSpec)
-        certs, bad_certs = _valid_entries(pki.get("certs"), CertSpec)
-    else:
-        cas, bad_cas, certs, bad_certs = {}, _All(), {}, _All()
-    dns, bad_owners = _valid_entries(data.get("dns"), DnsNode)
-    servers, bad_servers = _valid_entries(data.get("servers"), ServerSpec)
-    if not isinstance(bad_servers, _All):  # a server's host name is checked even when its entry is not valid
-        servers.update({host: ServerSpec() for host in bad_servers})
+    names, case world overrides), and the names of those that do not, so that references are checked without
+    errors about entries the schema already rejected."""
+    cas, bad_cas = _valid_entries(_part(data.get("pki", {}), "cas"), CaSpec)
+    world, unchecked = _valid_world(data)
     raw_cases = data.get("cases")
     cases = []
-    for raw in raw_cases if isinstance(raw_cases, list) else []:
+    case_unchecked: dict[int, Unchecked] = {}
+    for i, raw in enumerate(raw_cases if isinstance(raw_cases, list) else []):
         raw = raw if isinstance(raw, Mapping) else {}
         name = raw.get("name") if isinstance(raw.get("name"), str) else None
         postfix = _valid_or_default(raw.get("postfix"), PostfixSpec)
-        cases.append(Case.model_construct(name=name, postfix=postfix))
+        (certs, dns, servers), case_unchecked[i] = _valid_world(raw)
+        pki_override = CasePki.model_construct(certs=certs)
+        cases.append(
+            Case.model_construct(name=name, postfix=postfix, pki=pki_override, dns=dns or None, servers=servers or None)
+        )
+    certs, dns, servers = world
     scenario = Scenario.model_construct(
         pki=Pki.model_construct(cas=cas, certs=certs),
         dns=dns,
@@ -70,15 +50,36 @@ def valid_parts(data: Mapping[str, Any]) -> tuple[Scenario, Unchecked]:
         postfix=_valid_or_default(data.get("postfix"), PostfixSpec),
         cases=cases,
     )
-    owners = bad_owners if isinstance(bad_owners, _All) else frozenset(_fqdn(n) for n in bad_owners)
-    return scenario, Unchecked(cas=bad_cas, certs=bad_certs, owners=owners)
+    return scenario, Unchecked(bad_cas, unchecked.certs, unchecked.owners, case_unchecked)
 
 
-def _valid_entries(section: Any, model: type[BaseModel]) -> tuple[dict[str, Any], frozenset[str] | _All]:
+_World = tuple[dict[str, CertSpec], dict[str, DnsNode], dict[str, ServerSpec]]
+
+
+def _valid_world(data: Mapping[str, Any]) -> tuple[_World, Unchecked]:
+    """The valid ``pki.certs``, ``dns`` and ``servers`` entries of a scenario or a case, and the names of the others."""
+    certs, bad_certs = _valid_entries(_part(data.get("pki", {}), "certs"), CertSpec)
+    dns, bad_owners = _valid_entries(data.get("dns"), DnsNode)
+    servers, bad_servers = _valid_entries(data.get("servers"), ServerSpec)
+    if not isinstance(bad_servers, All):  # a server's host name is checked even when its entry is not valid
+        servers.update({host: ServerSpec() for host in bad_servers})
+    owners = bad_owners if isinstance(bad_owners, All) else frozenset(owner_key(n) for n in bad_owners)
+    return (certs, dns, servers), Unchecked(certs=bad_certs, owners=owners)
+
+
+_NOT_A_MAPPING = object()
+
+
+def _part(section: Any, key: str) -> Any:
+    """``section[key]``; when ``section`` is not a mapping, a value that makes every name of the part unchecked."""
+    return section.get(key) if isinstance(section, Mapping) else _NOT_A_MAPPING
+
+
+def _valid_entries(section: Any, model: type[BaseModel]) -> tuple[dict[str, Any], frozenset[str] | All]:
     if section is None:
         return {}, frozenset()
     if not isinstance(section, Mapping):
-        return {}, _All()
+        return {}, All()
     good: dict[str, Any] = {}
     bad: set[str] = set()
     for name, value in section.items():
@@ -114,74 +115,12 @@ def _valid_fields(value: Mapping[str, Any], model: type[_M]) -> _M:
     return model.model_validate(good)
 
 
-def _near(name: str, names: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def check_references(s: Scenario, unchecked: Unchecked) -> Iterator[tuple[Path_, str]]:
     """Cross-references between sections; names in ``unchecked`` exist but failed the schema."""
-    from harness import pki  # the DN and date parsers live with the certificate factory
-
-    now = datetime.now(UTC)
-    cas, certs = s.pki.cas, s.pki.certs
-
-    def no_ca(name: str) -> bool:
-        return name not in cas and name not in unchecked.cas
-
-    def no_cert(name: str) -> bool:
-        return name not in certs and name not in unchecked.certs
-
-    for name, ca in cas.items():
-        yield from _check_dn(("pki", "cas", name, "subject"), ca.subject, pki)
-        if ca.issuer is not None and no_ca(ca.issuer):
-            yield (
-                ("pki", "cas", name, "issuer"),
-                f"no CA named {ca.issuer!r} in pki.cas{_near(ca.issuer, cas)}",
-            )
-        yield from _check_dates(("pki", "cas", name), ca.not_before, ca.not_after, now, pki)
-    for name in _issuer_cycles(s):
-        yield ("pki", "cas", name, "issuer"), f"CA {name!r} is its own issuer through a cycle of issuers"
-    for name, cert in certs.items():
-        if no_ca(cert.issuer):
-            near = _near(cert.issuer, cas)
-            yield ("pki", "certs", name, "issuer"), f"no CA named {cert.issuer!r} in pki.cas{near}"
-        yield from _check_leaf_names(("pki", "certs", name), cert, pki)
-        yield from _check_dates(("pki", "certs", name), cert.not_before, cert.not_after, now, pki)
-
-    yield from _same_names("dns", s.dns, _fqdn, "owner names are case-insensitive, trailing dot optional")
-    yield from _same_names("servers", s.servers, _host_key, "host names are case-insensitive, [ ] optional")
-    owners = {_fqdn(n) for n in s.dns}
-    with_address = _resolvable(s)
-    for owner, node in s.dns.items():
-        for value in node.MX or []:
-            target = _fqdn(value.split()[1])
-            if target not in with_address and target not in unchecked.owners and target != ".":
-                yield ("dns", owner, "MX"), f"MX target {target!r} has no A or AAAA record in dns"
-        for value in node.CNAME or []:
-            target = _fqdn(value)
-            if target not in with_address and target not in unchecked.owners:
-                yield ("dns", owner, "CNAME"), f"CNAME target {target!r} has no A or AAAA record in dns"
-        for value in node.TLSA or []:
-            data = value.split()[3]
-            kind, _, ref = data.partition(":")
-            if kind == "cert" and no_cert(ref):
-                yield ("dns", owner, "TLSA"), f"no certificate named {ref!r} in pki.certs{_near(ref, certs)}"
-            if kind == "ca" and no_ca(ref):
-                yield ("dns", owner, "TLSA"), f"no CA named {ref!r} in pki.cas{_near(ref, cas)}"
-        if node.CNAME and len(node.records()) > 1:
-            yield ("dns", owner, "CNAME"), "a name with a CNAME has no other records (RFC 1034 §3.6.2)"
-
-    for host, server in s.servers.items():
-        if not _is_ip(host) and _fqdn(host) not in with_address and _fqdn(host) not in unchecked.owners:
-            # Suggest only names that have an address: another name without one would not help.
-            hint = " (it has no A or AAAA record)" if _fqdn(host) in owners else _near(_fqdn(host), with_address)
-            yield ("servers", host), f"server host {host!r} has no address in dns{hint}. Hint: add `A: auto`"
-        if server.cert is not None and no_cert(server.cert):
-            near = _near(server.cert, certs)
-            yield ("servers", host, "cert"), f"no certificate named {server.cert!r} in pki.certs{near}"
-
-    yield from _shared_endpoints(s)
+    cas = s.pki.cas
+    base = list(check_world(s, unchecked))
+    yield from base
+    yield from _case_worlds(s, unchecked, set(base))
     yield from _undefined_maps(s)
 
     specs = [(("postfix",), s.postfix)] + [(("cases", i, "postfix"), c.postfix) for i, c in enumerate(s.cases)]
@@ -190,8 +129,8 @@ def check_references(s: Scenario, unchecked: Unchecked) -> Iterator[tuple[Path_,
             yield (*loc, "release"), release_error(spec.release)
         yield from _check_master_cf((*loc, "master.cf"), spec.master_cf)
         for i, ca_name in enumerate(spec.trust or []):
-            if no_ca(ca_name):
-                yield (*loc, "trust", i), f"no CA named {ca_name!r} in pki.cas{_near(ca_name, cas)}"
+            if ca_name not in cas and ca_name not in unchecked.cas:
+                yield (*loc, "trust", i), f"no CA named {ca_name!r} in pki.cas{near(ca_name, cas)}"
 
     seen: set[str] = set()
     for i, case in enumerate(s.cases):
@@ -202,137 +141,35 @@ def check_references(s: Scenario, unchecked: Unchecked) -> Iterator[tuple[Path_,
         seen.add(case.name)
 
 
-def _check_leaf_names(loc: Path_, cert: CertSpec, pki: Any) -> Iterator[tuple[Path_, str]]:
-    """What :meth:`harness.pki.Pki.add_cert` would reject in a certificate's names, found before any run."""
-    from cryptography import x509
+def _case_worlds(s: Scenario, unchecked: Unchecked, reported: set[tuple[Path_, str]]) -> Iterator[tuple[Path_, str]]:
+    """The world checks on each case's merged world (scenario-format.md, "Worlds that change between cases").
 
-    from harness._pki_formats import san_entry
-
-    dns_names = []
-    for i, entry in enumerate(cert.san):
-        try:
-            if isinstance(san_entry(entry), x509.DNSName):
-                dns_names.append((i, entry))
-        except ValueError as exc:
-            yield (*loc, "san", i), str(exc)
-    if cert.subject is not None and cert.cn is not None:
-        yield (*loc, "cn"), "both `subject` and `cn` given. Hint: give one of them"
-    if cert.subject is not None:
-        yield from _check_dn((*loc, "subject"), cert.subject, pki)
-    elif cert.cn is not None:
-        if cert.cn.startswith("/") or "=" in cert.cn:
-            yield (*loc, "cn"), f"cn {cert.cn!r} looks like a DN. Hint: use `subject:` for a full DN"
-        else:
-            yield from _check_dn((*loc, "cn"), cert.cn, pki)
-    elif dns_names:  # the subject is the first DNS name of `san`
-        yield from _check_dn((*loc, "san", dns_names[0][0]), dns_names[0][1], pki)
-    elif cert.san:
-        yield (*loc, "san"), "no DNS name in `san` to take the subject from. Hint: add `cn:` or a DNS name"
-
-
-def _same_names(section: str, names: Iterable[str], key: Callable[[str], str], why: str) -> Iterator[tuple[Path_, str]]:
-    """Entries that are one name (``Example.com`` and ``example.com.``): the second would shadow the first."""
-    first: dict[str, str] = {}
-    for name in names:
-        if key(name) in first:
-            yield (
-                (section, name),
-                f"{name!r} is the same name as {first[key(name)]!r} ({why}). Hint: merge them",
-            )
-        first.setdefault(key(name), name)
-
-
-def _host_key(host: str) -> str:
-    return str(ipaddress.ip_address(host.strip("[]"))) if _is_ip(host) else _fqdn(host)
-
-
-def _check_dn(loc: Path_, text: str, pki: Any) -> Iterator[tuple[Path_, str]]:
-    try:
-        pki.parse_dn(text)
-    except ValueError as exc:
-        yield loc, str(exc)
-
-
-def _check_dates(
-    loc: Path_, not_before: str | None, not_after: str | None, now: datetime, pki: Any
-) -> Iterator[tuple[Path_, str]]:
-    parsed: dict[str, datetime] = {}
-    for key, value in (("not_before", not_before), ("not_after", not_after)):
-        if value is None:
+    A problem in an entry the case wrote is reported at the case's key; a problem that the case's entries cause
+    in an entry of the scenario (a server whose address the case took away) at the scenario's key, naming the
+    case. What the scenario's world has wrong on its own is reported once, by the caller.
+    """
+    for i, case in enumerate(s.cases):
+        if not case.changes_world:
             continue
-        try:
-            parsed[key] = pki.parse_when(value, now=now)
-        except ValueError as exc:
-            yield (*loc, key), str(exc)
-    if len(parsed) == 2 and parsed["not_after"] <= parsed["not_before"]:
-        yield (*loc, "not_after"), f"not_after ({not_after}) is not later than not_before ({not_before})"
+        for loc, message in check_world(merged_world(s, case), unchecked.for_case(i)):
+            if _from_case(loc, case):
+                yield ("cases", i, *loc), message
+            elif (loc, message) not in reported:
+                reported.add((loc, message))
+                fact, hint_mark, hint = message.partition(". Hint: ")
+                note = f" (in case {case.name!r}, whose world entries replace the scenario's)"
+                yield loc, f"{fact}{note}{hint_mark}{hint}"
 
 
-def _issuer_cycles(s: Scenario) -> list[str]:
-    cyclic = []
-    for start in s.pki.cas:
-        seen = {start}
-        issuer = s.pki.cas[start].issuer
-        while issuer is not None and issuer in s.pki.cas:
-            if issuer == start:  # on the cycle; a CA that only leads into one is not its own issuer
-                cyclic.append(start)
-                break
-            if issuer in seen:
-                break
-            seen.add(issuer)
-            issuer = s.pki.cas[issuer].issuer
-    return cyclic
-
-
-def _fqdn(name: str) -> str:
-    return name.lower().rstrip(".") or "."
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
-def _resolvable(s: Scenario) -> set[str]:
-    """Owner names that resolve to an address: A/AAAA records, or a CNAME chain that ends at one."""
-    direct = {_fqdn(n) for n, node in s.dns.items() if node.A or node.AAAA}
-    cnames = {_fqdn(n): _fqdn(node.CNAME[0]) for n, node in s.dns.items() if node.CNAME}
-    resolved = set(direct)
-    for name in cnames:
-        seen, target = {name}, cnames[name]
-        while target in cnames and target not in seen:
-            seen.add(target)
-            target = cnames[target]
-        if target in direct:
-            resolved.add(name)
-    return resolved
-
-
-def _shared_endpoints(s: Scenario) -> Iterator[tuple[Path_, str]]:
-    """Two server entries on one address and port: the peer cannot bind both (names of one host share one
-    server entry)."""
-    owner_addresses: dict[str, list[str]] = {}
-    for owner, node in s.dns.items():
-        for value in (node.A or []) + (node.AAAA or []):
-            if value != "auto":
-                owner_addresses.setdefault(_fqdn(owner), []).append(str(ipaddress.ip_address(value)))
-    used: dict[tuple[str, int], str] = {}
-    for host, server in s.servers.items():
-        addresses = [_host_key(host)] if _is_ip(host) else owner_addresses.get(_fqdn(host), [])
-        for address in addresses:
-            for port in server.ports:
-                other = used.setdefault((address, port), host)
-                if _host_key(other) != _host_key(host):  # one name in two spellings is reported on its own
-                    yield (
-                        ("servers", host),
-                        (
-                            f"address {address} port {port} is served by {other!r} already. Hint: a server listens on "
-                            "every address of its host; give one server entry, under one of the names"
-                        ),
-                    )
+def _from_case(loc: Path_, case: Case) -> bool:
+    """Whether the world entry at ``loc`` of a merged world is one the case wrote."""
+    if loc[0] == "dns":
+        return bool(case.dns) and loc[1] in (case.dns or {})
+    if loc[0] == "servers":
+        return bool(case.servers) and loc[1] in (case.servers or {})
+    if loc[:2] == ("pki", "certs") and case.pki is not None:
+        return loc[2] in case.pki.certs
+    return False
 
 
 _FILE_MAP = re.compile(r"\b(hash|btree|lmdb|cdb|dbm|sdbm|texthash|regexp|pcre|cidr):(/[^\s,]+)")

@@ -158,6 +158,9 @@ def compare(expect: Expect, observed: Observed) -> tuple[Check, ...]:
     * ``reason``: substring of Postfix's reason text, or a regular expression written ``/…/`` (re.search).
     * ``relay``: a host name (compared case-insensitively with ``relay_host``), ``host[address]:port`` (compared
       with Postfix's ``relay=`` field), or ``none``.
+    * ``starttls``, ``sni``, ``protocol``, ``cipher``: what the fake server saw of the session with the relay
+      (:attr:`Observed.server`); without a session, STARTTLS is ``false`` and the others are ``none``. ``sni``
+      is compared case-insensitively (a DNS name), ``protocol`` and ``cipher`` exactly.
     """
     checks: list[Check] = []
     if expect.status is not None:
@@ -180,7 +183,26 @@ def compare(expect: Expect, observed: Observed) -> tuple[Check, ...]:
                 expect.received == observed.received,
             )
         )
+    checks += _server_checks(expect, observed.server)
     return tuple(checks)
+
+
+def _server_checks(expect: Expect, server: ServerSession | None) -> list[Check]:
+    """The ``expect`` keys about what the fake server saw (``starttls``, ``sni``, ``protocol``, ``cipher``)."""
+    checks: list[Check] = []
+    if expect.starttls is not None:
+        seen = server is not None and server.starttls
+        checks.append(Check("starttls", _yes(expect.starttls), _yes(seen), expect.starttls == seen))
+    if expect.sni is not None:
+        sni = (server.sni if server else None) or "none"
+        checks.append(Check("sni", expect.sni, sni, expect.sni.lower() == sni.lower()))
+    if expect.protocol is not None:
+        protocol = (server.tls_version if server else None) or "none"
+        checks.append(Check("protocol", expect.protocol, protocol, expect.protocol == protocol))
+    if expect.cipher is not None:
+        cipher = (server.cipher if server else None) or "none"
+        checks.append(Check("cipher", expect.cipher, cipher, expect.cipher == cipher))
+    return checks
 
 
 def _reason_holds(expected: str, reason: str) -> bool:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from harness.config_check import fatal_issues, unused_parameter_issues
+from harness.derived import substitute_settings
 from harness.engine import Engine, Pod, new_run_id, remove_leftovers
 from harness.errors import CaseTimeout, ConfigRejected, PodError, ScenarioIssue
 from harness.images import ImageSet, ensure_images
@@ -37,7 +38,7 @@ from harness.postfix import (
     unused_parameters,
 )
 from harness.results import CaseResult, Observed, RecipientResult, ServerSession, compare
-from harness.world import World, build_world
+from harness.world import World, build_case_world, build_world
 
 __all__ = ["DEFAULT_TIMEOUT_S", "Runner"]
 
@@ -140,6 +141,10 @@ class Runner:
     def run_case(self, scenario: Scenario, case: Case, *, world: World | None = None) -> CaseResult:
         """Run one case in a fresh pod.
 
+        Args:
+            world: the scenario's world (:func:`~harness.world.build_world`), shared by its cases. A case that
+                overrides ``servers``, ``dns`` or ``pki.certs`` gets its own, built from it.
+
         Returns:
             The case's result. Problems inside the pod (a timeout, a command that failed, a configuration
             Postfix rejects) are reported in ``CaseResult.error`` / ``config_issues`` with the log tails, not
@@ -149,8 +154,9 @@ class Runner:
             EnvironmentProblem: no engine, or the images cannot be built.
         """
         started = time.monotonic()
-        world = world or build_world(scenario)
-        settings = settings_for(scenario.postfix, case.postfix)
+        world = build_case_world(scenario, case, shared=world)
+        # Derived values ({{ fingerprint mx }}) exist only now that the case's certificates do.
+        settings = substitute_settings(settings_for(scenario.postfix, case.postfix), world.pki)
         images = self.images(settings.release)
         labels = {"mxharness.scenario": scenario.name, "mxharness.case": case.name}
         tracker = DeliveryTracker()

@@ -25,7 +25,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.scalarstring import LiteralScalarString
 
+from harness.derived import template_problems
 from harness.errors import ScenarioError, ScenarioIssue
 from harness.model import Scenario
 from harness.references import Unchecked, check_references, valid_parts
@@ -199,6 +201,8 @@ def _validate(tree: Any, file: str, *, first_line: int | None) -> Scenario:
         scenario, unchecked = valid_parts(data)  # so that one run reports reference problems too
     problems = check_references(scenario, unchecked)
     issues += [ScenarioIssue(file, _line_of(tree, loc), _dotted(loc), msg) for loc, msg in problems]
+    for loc, line, msg in template_problems(scenario, unchecked):
+        issues.append(ScenarioIssue(file, _line_in_text(tree, loc, line), _dotted(loc), msg))
     if issues:
         raise ScenarioError(sorted(issues, key=lambda issue: issue.line or 0))
     scenario._source_file = file
@@ -268,6 +272,8 @@ def _issue_from_pydantic(err: Any, tree: Any, file: str) -> ScenarioIssue:
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         msg = f"unknown key {key!r}{hint}. Allowed here: {', '.join(sorted(allowed))}"
+        if len(loc) == 4 and loc[0] == "cases" and loc[2:] == ("pki", "cas"):
+            msg += ". Hint: CAs are shared by every case; define them in the scenario's pki.cas"
     elif kind == "missing":
         msg = "this key is required"
     elif kind == "literal_error":
@@ -343,6 +349,23 @@ def _line_of(tree: Any, loc: Path_) -> int | None:
             break
     if line is None and isinstance(tree, CommentedMap):
         line = tree.lc.line + 1
+    return line
+
+
+def _line_in_text(tree: Any, loc: Path_, index: int) -> int | None:
+    """The line of line ``index`` (0-based) of the text value at ``loc``: exact for a literal block (``|``), whose
+    lines start below its key; the key's line otherwise."""
+    line = _line_of(tree, loc)
+    node = tree
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return line
+    if isinstance(node, LiteralScalarString) and line is not None:
+        return line + 1 + index
     return line
 
 

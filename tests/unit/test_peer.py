@@ -18,7 +18,8 @@ import pytest
 import trustme
 from dnslib import RCODE, DNSRecord
 
-from harness.dns import Record
+from harness.dns import DnsFault, Record
+from harness.images import PEER_MODULES
 from harness.peer import (
     DnsSpec,
     PeerError,
@@ -28,6 +29,7 @@ from harness.peer import (
     bind_addresses,
     parse_events,
 )
+from harness.smtp import Replies
 
 REPO = Path(__file__).resolve().parents[2]
 MX = "in1-smtp.messagingengine.com"
@@ -166,6 +168,61 @@ def test_peer_serves_dns_and_smtp_then_stops_on_sigterm(world_dir: Path, ca: tru
     assert "tls" in [e.get("stage") for e in events if e["event"] == "smtp"]
 
 
+def test_peer_serves_dns_and_smtp_faults(world_dir: Path, ca: trustme.CA, run_peer: Any) -> None:
+    spec = WorldSpec(
+        dns=DnsSpec(
+            "127.0.0.1",
+            0,
+            (Record("fastmail.fm", "MX", f"10 {MX}", dnssec=True), Record(MX, "A", "127.0.0.2")),
+            (DnsFault(MX, "A", "servfail"),),
+            dnssec_probe=True,
+        ),
+        addresses=("127.0.0.2",),
+        servers=(
+            ServerSpec(
+                MX,
+                "127.0.0.2",
+                0,
+                "tls/mx.pem",
+                "tls/mx.key",
+                implicit_tls=True,
+                replies=Replies.from_dict({"rcpt": {"default": "450 4.2.0 mailbox busy"}}),
+            ),
+        ),
+    )
+    spec_path = world_dir / "world.json"
+    spec_path.write_text(spec.to_json())
+    peer = run_peer(spec_path)
+    ready = peer.wait_event("ready")
+    dns_port, smtp_port = ready["dns"]["port"], ready["endpoints"][0]["port"]
+
+    def ask(name: str, qtype: str) -> DNSRecord:
+        return DNSRecord.parse(DNSRecord.question(name, qtype).send("127.0.0.1", dns_port, timeout=2.0))
+
+    assert ask(".", "NS").header.ad == 1
+    assert ask("fastmail.fm", "MX").header.ad == 1
+    assert ask(MX, "A").header.rcode == RCODE.SERVFAIL
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    ca.configure_trust(context)
+    with smtplib.SMTP_SSL("127.0.0.2", smtp_port, timeout=5.0, context=context) as client:
+        client.ehlo()
+        client.mail("a@example.org")
+        assert client.rcpt("b@fastmail.fm")[0] == 450
+    peer.proc.send_signal(signal.SIGTERM)
+    code, events, stderr = peer.finish()
+
+    assert code == 0, stderr
+    assert [(e["qtype"], e["rcode"], e["ad"], e["fault"]) for e in events if e["event"] == "dns"] == [
+        ("NS", "NOERROR", True, None),
+        ("MX", "NOERROR", True, None),
+        ("A", "SERVFAIL", False, "servfail"),
+    ]
+    (session,) = [e for e in events if e["event"] == "session"]
+    assert session["tls"]["implicit"] is True and session["tls"]["client_cert"] is False
+    assert [e["reply"] for e in events if e.get("stage") == "rcpt"] == [450]
+
+
 def test_peer_with_a_missing_certificate_reports_an_error_and_exits_1(world_dir: Path, run_peer: Any) -> None:
     spec_path = world_dir / "world.json"
     spec_path.write_text(world(cert_chain="tls/missing.pem").to_json())
@@ -185,16 +242,18 @@ def test_peer_with_a_bad_spec_version_reports_an_error_and_exits_1(world_dir: Pa
     assert "version 2" in events[0]["message"]
 
 
-def test_peer_imports_no_host_side_dependency() -> None:
+def test_peer_imports_only_what_the_peer_image_holds() -> None:
+    # The image holds the standard library, the PEER_PACKAGES and the PEER_MODULES of harness: nothing else.
+    shipped = sorted(f"harness.{m.removesuffix('.py')}" for m in PEER_MODULES if m != "__init__.py")
     probe = (
         "import sys, harness.peer; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'pydantic', 'cryptography', 'trustme', 'docker', 'ruamel', 'click', 'rich', 'pytest'} "
-        "or (m.startswith('harness.') and m not in {'harness.errors', 'harness.dns', 'harness.smtp', "
-        "'harness.peer'})))"
+        f"or (m.startswith('harness.') and m not in {shipped!r})))"
     )
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+    assert "harness._smtp_tls" in shipped  # control: the new modules are listed
 
 
 def test_world_spec_round_trips_through_json() -> None:
@@ -234,7 +293,7 @@ def test_world_spec_reads_the_documented_layout(tmp_path: Path) -> None:
     assert spec.dns.records == (Record("fastmail.fm", "MX", f"10 {MX}"),)
     tls, plain = (server.endpoint(tmp_path) for server in spec.servers)
     assert tls.cert_chain_file == str(tmp_path / "tls/me.pem") and tls.key_file == str(tmp_path / "tls/me.key")
-    assert plain.cert_chain_file is None and not plain.tls
+    assert plain.cert_chain_file is None and not plain.offers_starttls
 
 
 @pytest.mark.parametrize(

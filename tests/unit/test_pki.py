@@ -360,8 +360,8 @@ def test_names_and_inputs_are_checked() -> None:
         pki.cert("missing")
     with pytest.raises(ValueError, match="duplicate CA name"):
         pki.add_ca("inter-root", subject="Root 2", key="ec256")
-    with pytest.raises(ValueError, match=r"unknown key type 'rsa1024'.*did you mean 'rsa2048'"):
-        pki.add_cert("leaf", issuer="inter-root", san=["x.test"], key="rsa1024")
+    with pytest.raises(ValueError, match=r"unknown key type 'rsa2047'.*did you mean 'rsa2048'"):
+        pki.add_cert("leaf", issuer="inter-root", san=["x.test"], key="rsa2047")
     with pytest.raises(ValueError, match="no subject"):
         pki.add_cert("leaf", issuer="inter-root", san=["192.0.2.1"], key="ec256")
     with pytest.raises(ValueError, match="both subject and cn"):

@@ -308,21 +308,21 @@ def test_an_unknown_top_level_key_suggests_the_closest(problems: Problems) -> No
 def test_an_unknown_key_in_a_certificate_suggests_the_closest(problems: Problems) -> None:
     assert problems(changed("san: [mx1.example.com], key: ec256}", "san: [mx1.example.com], kye: ec256}")) == [
         "s.yaml:7: pki.certs.mx1.kye: unknown key 'kye' (did you mean 'key'?). "
-        "Allowed here: cn, issuer, key, not_after, not_before, san, subject"
+        "Allowed here: cn, issuer, key, not_after, not_before, san, self_signed, subject"
     ]
 
 
 def test_an_unknown_key_in_a_server_suggests_the_closest(problems: Problems) -> None:
     assert problems(changed("{cert: mx1}", "{cert: mx1, port: 587}")) == [
         "s.yaml:14: servers[\"mx1.example.com\"].port: unknown key 'port' (did you mean 'ports'?). "
-        "Allowed here: cert, ports"
+        "Allowed here: auth, cert, chain, delays, implicit_tls, ports, replies, require_starttls, sni, starttls, tls"
     ]
 
 
 def test_an_unknown_key_in_expect_suggests_the_closest(problems: Problems) -> None:
     assert problems(changed("{status: sent, tls: Verified}", "{status: sent, dns: 4.7.5}")) == [
         "s.yaml:21: cases[0].send[0].expect.dns: unknown key 'dns' (did you mean 'dsn'?). "
-        "Allowed here: dsn, reason, received, relay, status, tls"
+        "Allowed here: cipher, dsn, protocol, reason, received, relay, sni, starttls, status, tls"
     ]
 
 
@@ -369,8 +369,9 @@ def test_a_recipient_that_is_not_an_address_is_an_error(problems: Problems) -> N
 
 
 def test_a_key_type_outside_the_list_is_an_error(problems: Problems) -> None:
-    assert problems(changed("san: [mx1.example.com], key: ec256}", "san: [mx1.example.com], key: ec521}")) == [
-        "s.yaml:7: pki.certs.mx1.key: expected 'rsa2048', 'rsa4096', 'ec256' or 'ec384', found 'ec521'"
+    assert problems(changed("san: [mx1.example.com], key: ec256}", "san: [mx1.example.com], key: ec512}")) == [
+        "s.yaml:7: pki.certs.mx1.key: expected 'rsa2048', 'rsa4096', 'ec256', 'ec384', 'rsa1024', 'rsa3072' or "
+        "'ec521', found 'ec512'"
     ]
 
 
@@ -556,9 +557,11 @@ def test_a_ca_that_issues_itself_is_a_cycle(problems: Problems) -> None:
     ]
 
 
-def test_an_mx_target_without_an_address_is_an_error(problems: Problems) -> None:
+def test_an_mx_target_not_listed_in_dns_is_an_error(problems: Problems) -> None:
     assert problems(changed("MX: 10 mx1.example.com", "MX: [10 mx1.example.com, 20 mx2.example.com]")) == [
-        "s.yaml:10: dns[\"example.com\"].MX: MX target 'mx2.example.com' has no A or AAAA record in dns"
+        "s.yaml:10: dns[\"example.com\"].MX: MX target 'mx2.example.com' is not in dns. Hint: give it an address "
+        "(`mx2.example.com: {A: auto}`); to test a target that does not resolve on purpose, list it without one "
+        "(`mx2.example.com: {}`) or with a `fault:`"
     ]
 
 
@@ -695,7 +698,7 @@ def test_schema_and_reference_problems_are_reported_together(problems: Problems)
     assert problems(text) == [
         "s.yaml:14: servers[\"mx1.example.com\"].cert: no certificate named 'mx' in pki.certs (did you mean 'mx1'?)",
         "s.yaml:21: cases[0].send[0].expect.dns: unknown key 'dns' (did you mean 'dsn'?). "
-        "Allowed here: dsn, reason, received, relay, status, tls",
+        "Allowed here: cipher, dsn, protocol, reason, received, relay, sni, starttls, status, tls",
     ]
 
 
@@ -732,7 +735,8 @@ def test_scenario_from_dict_reports_schema_errors_without_a_line() -> None:
     [issue] = caught.value.issues
     assert issue.line is None
     assert str(issue) == (
-        "<dict>: servers[\"mx.example.com\"].crt: unknown key 'crt' (did you mean 'cert'?). Allowed here: cert, ports"
+        "<dict>: servers[\"mx.example.com\"].crt: unknown key 'crt' (did you mean 'cert'?). Allowed here: auth, cert, "
+        "chain, delays, implicit_tls, ports, replies, require_starttls, sni, starttls, tls"
     )
 
 
@@ -748,7 +752,9 @@ def test_scenario_from_dict_reports_reference_errors_without_a_line() -> None:
         scenario_from_dict(data, source="code")
     assert [str(i) for i in caught.value.issues] == [
         "code: pki.certs.mx.issuer: no CA named 'rot' in pki.cas (did you mean 'root'?)",
-        "code: dns[\"example.com\"].MX: MX target 'mx.example.com' has no A or AAAA record in dns",
+        "code: dns[\"example.com\"].MX: MX target 'mx.example.com' is not in dns. Hint: give it an address "
+        "(`mx.example.com: {A: auto}`); to test a target that does not resolve on purpose, list it without one "
+        "(`mx.example.com: {}`) or with a `fault:`",
     ]
     assert all(i.line is None for i in caught.value.issues)
 

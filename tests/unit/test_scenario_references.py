@@ -54,11 +54,13 @@ def test_the_base_scenario_loads(tmp_path: Path) -> None:
     assert load_scenario(tmp_path / "s.yaml").name == "base"
 
 
-def test_a_cname_whose_target_has_no_address_is_an_error(tmp_path: Path) -> None:
+def test_a_cname_whose_target_is_not_in_dns_is_an_error(tmp_path: Path) -> None:
+    # The MX target mx1.example.com is listed (with a CNAME): only the CNAME's target is missing.
     text = BASE.replace("  mx1.example.com:\n    A: 192.0.2.5\n", "  mx1.example.com:\n    CNAME: mx9.example.com\n")
     assert problems(tmp_path, text) == [
-        "s.yaml:9: dns[\"example.com\"].MX: MX target 'mx1.example.com' has no A or AAAA record in dns",
-        "s.yaml:11: dns[\"mx1.example.com\"].CNAME: CNAME target 'mx9.example.com' has no A or AAAA record in dns",
+        "s.yaml:11: dns[\"mx1.example.com\"].CNAME: CNAME target 'mx9.example.com' is not in dns. Hint: give it an "
+        "address (`mx9.example.com: {A: auto}`); to test a target that does not resolve on purpose, list it without "
+        "one (`mx9.example.com: {}`) or with a `fault:`",
         "s.yaml:13: servers[\"mx1.example.com\"]: server host 'mx1.example.com' has no address in dns "
         "(it has no A or AAAA record). Hint: add `A: auto`",
     ]

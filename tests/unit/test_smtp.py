@@ -102,7 +102,7 @@ def test_starttls_with_a_trusted_certificate_records_tls_and_sni(
     assert summary["server"] == MX and summary["local_address"] == "127.0.0.1"
     assert summary["local_port"] == server.ports[0]
     assert [e["stage"] for e in events if e["event"] == "smtp"] == [
-        "connect", "ehlo", "starttls", "tls", "ehlo", "quit", "close",
+        "connect", "greeting", "ehlo", "starttls", "tls", "ehlo", "quit", "close",
     ]  # fmt: skip
     assert sessions(events) == [summary]
 

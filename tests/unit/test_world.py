@@ -120,10 +120,11 @@ def test_mx_cname_and_txt_records_are_kept_verbatim(world: World) -> None:
     assert records(world, "alias.example.com", "CNAME") == ["mx1.example.com"]
 
 
-def test_every_record_has_name_type_value_and_ttl(world: World) -> None:
+def test_every_record_has_name_type_value_ttl_and_dnssec(world: World) -> None:
     for record in world.records:
-        assert set(record) == {"name", "type", "value", "ttl"}
+        assert set(record) == {"name", "type", "value", "ttl", "dnssec"}
         assert record["ttl"] == 300
+        assert record["dnssec"] is False  # no owner of this scenario has `dnssec: true`
         assert record["name"] == str(record["name"]).lower().rstrip(".")
 
 
@@ -197,7 +198,13 @@ def test_peer_files_hold_a_world_json_that_names_every_address(world: World) -> 
     spec = json.loads(files["/world/world.json"])
     every = {a for addrs in world.addresses.values() for a in addrs} | {"192.0.2.11", "2001:db8::99"}
     assert spec["version"] == 1
-    assert spec["dns"] == {"listen": "127.0.0.53", "port": 53, "records": world.records}
+    assert spec["dns"] == {
+        "listen": "127.0.0.53",
+        "port": 53,
+        "records": world.records,
+        "faults": [],
+        "dnssec_probe": False,
+    }
     assert set(spec["addresses"]) == every
     assert len(spec["addresses"]) == len(every)
     assert spec["servers"] == world.servers
