@@ -1,10 +1,12 @@
-"""Benchmark: where a case's time goes, against Postfix's own decision time.
+"""Benchmark: a case's wall time with pod reuse and with a fresh pod per case, against Postfix's own decision
+time, side by side in one run.
 
-Runs the seed scenarios N times (images warm) and prints, side by side, medians of:
-  * case wall time (pod up → configured → mail injected → every first attempt read → pod removed);
-  * Postfix's decision time: from the pickup line of a message to its status line, both stamped by Docker
+For each mode it runs the given scenarios ROUNDS times (images warm) and prints medians of:
+  * case wall time (pod ready → configured → mail injected → every first attempt read);
+  * Postfix's decision time: from a message's pickup line to its status line, both stamped by Docker
     (the physical floor: what Postfix itself needs);
-  * harness overhead = case wall time − decision time, and the ratio of the two.
+  * harness overhead = wall time − decision time;
+and then the ratio fresh / reuse, and the whole folder's time per mode.
 
 Usage: .venv/bin/python bench/bench_cases.py [--rounds N] [PATH ...]
 Speed is measured here, never in a timed test.
@@ -19,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from harness import Runner, load_scenarios
+from harness.model import Scenario
 from harness.results import CaseResult
 
 
@@ -45,29 +48,48 @@ def decision_seconds(result: CaseResult) -> list[float]:
     return out
 
 
+def measure(scenarios: list[Scenario], rounds: int, *, reuse: bool) -> dict[str, float]:
+    walls: list[float] = []
+    decisions: list[float] = []
+    folder: list[float] = []
+    with Runner(progress=lambda m: None, reuse_pods=reuse) as runner:
+        list(runner.run(scenarios[:1], select=lambda s, c: c is s.cases[0]))  # warm: images, first pod
+        for _ in range(rounds):
+            started = time.monotonic()
+            for result in runner.run(scenarios):
+                if not result.passed:
+                    raise SystemExit(f"{result.scenario}/{result.case} failed: the benchmark needs passing cases")
+                walls.append(result.duration_s)
+                decisions.extend(decision_seconds(result))
+            folder.append(time.monotonic() - started)
+    return {
+        "cases": len(walls),
+        "wall": statistics.median(walls),
+        "decision": statistics.median(decisions),
+        "folder": statistics.median(folder),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="*", default=["scenarios/seed"])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     scenarios = load_scenarios([Path(p) for p in args.paths])
-    walls: list[float] = []
-    decisions: list[float] = []
-    with Runner(progress=lambda m: None) as runner:
-        list(runner.run(scenarios[:1], select=lambda s, c: c is s.cases[0]))  # warm: images, first-use caches
-        started = time.monotonic()
-        for _ in range(args.rounds):
-            for result in runner.run(scenarios):
-                walls.append(result.duration_s)
-                decisions.extend(decision_seconds(result))
-        total = time.monotonic() - started
-    cases = len(walls)
-    wall, decision = statistics.median(walls), statistics.median(decisions)
-    print(f"cases run: {cases} ({args.rounds} rounds of {cases // args.rounds}); total {total:.1f} s")
-    print(f"{'median case wall time':<34}{wall:8.3f} s")
-    print(f"{'median Postfix decision time':<34}{decision:8.3f} s")
-    print(f"{'median harness overhead per case':<34}{wall - decision:8.3f} s")
-    print(f"{'wall time / decision time':<34}{wall / decision:8.1f} x")
+    reuse = measure(scenarios, args.rounds, reuse=True)
+    fresh = measure(scenarios, args.rounds, reuse=False)
+    print(f"{int(reuse['cases'])} cases per mode ({args.rounds} rounds of {', '.join(args.paths)})")
+    print(f"{'median of':<36}{'reused pod':>12}{'fresh pod':>12}{'fresh/reuse':>13}")
+    for label, key in (("case wall time (s)", "wall"), ("Postfix decision time (s)", "decision")):
+        print(f"{label:<36}{reuse[key]:>12.3f}{fresh[key]:>12.3f}{fresh[key] / reuse[key]:>12.1f}x")
+    overhead_r, overhead_f = reuse["wall"] - reuse["decision"], fresh["wall"] - fresh["decision"]
+    print(
+        f"{'harness overhead per case (s)':<36}{overhead_r:>12.3f}{overhead_f:>12.3f}{overhead_f / overhead_r:>12.1f}x"
+    )
+    print(
+        f"{'whole folder, one round (s)':<36}{reuse['folder']:>12.2f}{fresh['folder']:>12.2f}"
+        f"{fresh['folder'] / reuse['folder']:>12.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ interrupted (Ctrl-C, SIGTERM, SIGHUP: the running pod is removed first).
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,6 +80,16 @@ def main() -> None:
 @click.option(
     "--trace", is_flag=True, help="Print each case's timeline (DNS, SMTP sessions, TLS, Postfix's lines) when it ends."
 )
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Cases to run at once, each on its own pod.",
+)
+@click.option("--fresh-pods", is_flag=True, help="A new pod for every case instead of resetting one between cases.")
+@click.option("--shard", metavar="K/N", help="Run only the K-th of N deterministic slices of the cases (CI jobs).")
 def run(
     paths: tuple[str, ...],
     pattern: str | None,
@@ -87,17 +99,23 @@ def run(
     junit_path: str | None,
     html_path: str | None,
     trace: bool,
+    jobs: int,
+    fresh_pods: bool,
+    shard: str | None,
 ) -> None:
     """Run scenarios (files or folders; default: scenarios/) and print expected vs observed per recipient."""
     from harness.progress import RunProgress
     from harness.report import make_console, print_results, print_trace
     from harness.runner import Runner
     from harness.scenario import load_scenarios
-    from harness.world import build_world
 
     reports = _report_paths({"--json": json_path, "--junit": junit_path, "--html": html_path})
     scenarios = load_scenarios(paths or ["scenarios"])  # everything is validated before any container starts
-    plan = [(s, [c for c in s.cases if _selected(f"{s.name}/{c.name}", pattern)]) for s in scenarios]
+    in_shard = _shard(shard)
+    plan = [
+        (s, [c for c in s.cases if _selected(f"{s.name}/{c.name}", pattern) and in_shard(f"{s.name}/{c.name}")])
+        for s in scenarios
+    ]
     plan = [(scenario, cases) for scenario, cases in plan if cases]
     if not plan:
         click.echo(f"no case matches -k {pattern!r}. Hint: patterns match 'scenario/case'", err=True)
@@ -106,16 +124,19 @@ def run(
     started = datetime.now(UTC)
     results: list[CaseResult] = []
     progress = RunProgress(console, sum(len(cases) for _, cases in plan))
-    with Runner(timeout_s=timeout_s, progress=progress.note, keep_failed=keep) as runner, progress:
-        for scenario, cases in plan:
-            world = build_world(scenario)
-            for case in cases:
-                progress.running(scenario.name, case.name)
-                result = runner.run_case(scenario, case, world=world)
-                results.append(result)
-                progress.done(result)
-                if trace:
-                    print_trace(result, console)
+    chosen = {(s.name, c.name) for s, cases in plan for c in cases}
+    runner = Runner(timeout_s=timeout_s, progress=progress.note, keep_failed=keep, reuse_pods=not fresh_pods, jobs=jobs)
+    with runner, progress:
+        selected = runner.run(
+            [s for s, _ in plan],
+            select=lambda s, c: (s.name, c.name) in chosen,
+            on_start=lambda s, c: progress.running(s.name, c.name),
+        )
+        for result in selected:
+            results.append(result)
+            progress.done(result)
+            if trace:
+                print_trace(result, console)
     finished = datetime.now(UTC)
     print_results(results, console)
     for result in results:
@@ -134,6 +155,18 @@ def run(
     if any(r.config_issues for r in results):
         sys.exit(EXIT_INPUT)  # Postfix rejected a configuration: invalid input, as for a scenario error
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _shard(text: str | None) -> Callable[[str], bool]:
+    """``--shard K/N``: keep a case when a stable hash of ``scenario/case`` modulo N is K-1, so that N CI jobs
+    split a suite the same way on every run and machine (exit 2 on a malformed value)."""
+    if text is None:
+        return lambda name: True
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        click.echo(f"--shard {text}: expected K/N with 1 ≤ K ≤ N, e.g. 2/4", err=True)
+        sys.exit(EXIT_INPUT)
+    return lambda name: int(hashlib.sha256(name.encode()).hexdigest(), 16) % int(n) == int(k) - 1
 
 
 def _selected(name: str, pattern: str | None) -> bool:

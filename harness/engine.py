@@ -175,6 +175,7 @@ class Pod:
                 self.postfix_image,
                 detach=True,
                 network_mode="none",
+                init=True,  # docker-init reaps the daemons' orphans when Postfix stops between two cases
                 hostname=self.hostname,
                 labels={**self.labels, "mxharness.role": "postfix"},
                 # IPv6 is off in a container without a network; scenario AAAA addresses need it on loopback.
@@ -204,6 +205,20 @@ class Pod:
         except docker.errors.DockerException as exc:
             raise PodError(f"cannot start the peer container ({self.peer_image}): {exc}") from None
         self.peer_log = LogStream(self.peer).start()
+
+    def swap_world(self, files: Mapping[str, bytes]) -> None:
+        """Give the running peer the next case's world: copy ``files`` over the old ones and send SIGHUP (the
+        peer then serves the new world and reports ``ready`` with the next generation).
+
+        Raises:
+            PodError: the engine refused, or the peer is gone.
+        """
+        assert self.peer is not None, "start_peer() first"
+        try:
+            self.peer.put_archive("/", _tar(files))
+            self.peer.kill(signal="SIGHUP")
+        except docker.errors.DockerException as exc:
+            raise PodError(f"cannot swap the peer's world: {exc}") from None
 
     def put_postfix_files(self, files: Mapping[str, bytes]) -> None:
         """Copy files (absolute path → content) into the Postfix container (parent folders are created)."""
@@ -326,6 +341,8 @@ def _tar(files: Mapping[str, bytes]) -> bytes:
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for path, data in files.items():
             info = tarfile.TarInfo(path.strip("/"))
-            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            # An old mtime: Postfix re-reads a main.cf (or map source) modified in the last couple of seconds
+            # every 300 ms until it is "stable", which cost two seconds per case.
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time()) - 60
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()

@@ -3,10 +3,13 @@
 Run inside the pod as ``python3 -m harness.peer /world/world.json``. The peer shares the Postfix
 container's network namespace: it adds every world address to ``lo`` so that Postfix connects to the
 real-looking ``66.111.4.74:25``, answers DNS on ``127.0.0.53:53`` and serves each SMTP endpoint, then
-prints one JSON object per line on stdout until SIGTERM/SIGINT:
+prints one JSON object per line on stdout until SIGTERM/SIGINT. SIGHUP swaps the world: the peer reads the
+spec again (the host has copied the next case's world over it), stops the old servers, unbinds the addresses
+only the old world had, and serves the new one, so that one pod serves case after case.
 
-* ``{"event": "ready", "addresses": [...], "servers": N, "dns": {"address", "port"},
-  "endpoints": [{"host", "address", "port"}]}`` once everything listens;
+* ``{"event": "ready", "generation": N, "addresses": [...], "servers": N, "dns": {"address", "port"},
+  "endpoints": [{"host", "address", "port"}]}`` once everything listens (generation 0, then 1, 2, … after each
+  swap);
 * ``{"event": "dns", ...}`` per query (see :class:`harness.dns.ZoneResolver`);
 * ``{"event": "smtp", ...}`` per SMTP stage and ``{"event": "session", ...}`` per closed connection (see
   :class:`harness.smtp.SessionRecorder`);
@@ -32,6 +35,7 @@ __all__ = [
     "bind_addresses",
     "main",
     "parse_events",
+    "unbind_addresses",
 ]
 
 import argparse
@@ -136,38 +140,65 @@ class _Emitter:
                 pass  # the host stopped reading; keep serving until it stops the container
 
 
-async def _serve(spec: WorldSpec, base_dir: Path, emit: _Emitter) -> None:
+def unbind_addresses(addresses: Iterable[str], *, run: _IpRunner = _run_ip) -> None:
+    """Remove addresses this peer added to ``lo`` (a world swap takes away the old world's hosts, so that an
+    address of the last case is unreachable again, not "connection refused")."""
+    for address in addresses:
+        ip = ipaddress.ip_address(address)
+        prefix = 32 if ip.version == 4 else 128
+        run([*([] if ip.version == 4 else ["-6"]), "addr", "del", f"{ip}/{prefix}", "dev", "lo"])
+
+
+async def _serve(world: Path, emit: _Emitter, *, bind: bool) -> None:
+    """Serve the world of ``world``; on SIGHUP read it again and serve the new one (a world swap: the host
+    reuses the pod for the next case), on SIGTERM/SIGINT stop. Each ``ready`` event carries the world's
+    ``generation`` (0, 1, …)."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop, reload = asyncio.Event(), asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    zone = spec.dns.zone()
-    runner = SmtpRunner([server.endpoint(base_dir) for server in spec.servers], on_event=emit)
-    with DnsServer(zone, spec.dns.listen, spec.dns.port, on_query=emit) as dns:
-        await runner.start()
-        try:
-            emit(
-                {
-                    "event": "ready",
-                    "addresses": list(spec.addresses),
-                    "servers": len(spec.servers),
-                    "dns": {"address": dns.address, "port": dns.port},
-                    "endpoints": [
-                        {"host": s.host, "address": s.address, "port": port}
-                        for s, port in zip(spec.servers, runner.ports, strict=True)
-                    ],
-                }
-            )
-            await stop.wait()
-        finally:
-            await runner.stop()
+    loop.add_signal_handler(signal.SIGHUP, reload.set)
+    added: list[str] = []
+    generation = 0
+    while not stop.is_set():
+        spec = WorldSpec.from_json(world.read_text())
+        if bind:
+            wanted = {str(ipaddress.ip_address(x)) for x in spec.addresses}
+            unbind_addresses([a for a in added if a not in wanted])
+            added = [a for a in added if a in wanted] + bind_addresses(spec.addresses)
+        runner = SmtpRunner([server.endpoint(world.resolve().parent) for server in spec.servers], on_event=emit)
+        with DnsServer(spec.dns.zone(), spec.dns.listen, spec.dns.port, on_query=emit) as dns:
+            await runner.start()
+            try:
+                emit(
+                    {
+                        "event": "ready",
+                        "generation": generation,
+                        "addresses": list(spec.addresses),
+                        "servers": len(spec.servers),
+                        "dns": {"address": dns.address, "port": dns.port},
+                        "endpoints": [
+                            {"host": s.host, "address": s.address, "port": port}
+                            for s, port in zip(spec.servers, runner.ports, strict=True)
+                        ],
+                    }
+                )
+                reload.clear()
+                waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(reload.wait())]
+                _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                for task in pending:
+                    task.cancel()
+            finally:
+                await runner.stop()
+        generation += 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the peer: ``python3 -m harness.peer WORLD_JSON [--no-bind]``.
 
     Returns:
-        0 after a clean stop on SIGTERM/SIGINT, 1 after a startup failure (reported as an ``error`` event).
+        0 after a clean stop on SIGTERM/SIGINT, 1 after a failure to start a world (reported as an ``error``
+        event).
     """
     parser = argparse.ArgumentParser(
         prog="python3 -m harness.peer", description="mxharness peer: fake DNS and SMTP servers"
@@ -179,10 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     emit = _Emitter()
     try:
-        spec = WorldSpec.from_json(args.world.read_text())
-        if not args.no_bind:
-            bind_addresses(spec.addresses)
-        asyncio.run(_serve(spec, args.world.resolve().parent, emit))
+        asyncio.run(_serve(args.world, emit, bind=not args.no_bind))
     except (HarnessError, OSError) as exc:
         emit({"event": "error", "message": str(exc)})
         return 1

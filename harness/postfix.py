@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from harness.model import PostfixSpec
@@ -28,6 +29,7 @@ __all__ = [
     "merge_master_cf",
     "preflight_script",
     "render_main_cf",
+    "reset_script",
     "settings_for",
     "smtp_services",
     "unused_parameters",
@@ -202,11 +204,39 @@ if [ -n "$capath" ]; then
 fi
 {postmaps}
 # Postfix's own check of parameter names (main.cf and master.cf -o): "unused parameter" warnings.
-postconf -n 2>&1 >/dev/null | grep 'unused parameter' || true
+unused=$(postconf -n 2>&1 >/dev/null | grep 'unused parameter' || true)
+[ -z "$unused" ] || echo "$unused"
 """
 
 
 START_POSTFIX = "touch /run/mxharness/go"
+
+
+def reset_script(previous_maps: Iterable[str]) -> str:
+    """The script that returns a reused pod's Postfix container to the state of a fresh one between two cases.
+
+    Postfix is stopped (master and every daemon: qmgr forgets dead destinations, scache and tlsmgr their
+    caches), the queue is emptied (``postsuper -d ALL``), the data directory (caches, PRNG seed) is emptied,
+    /etc/postfix is restored from the image's copy, and the previous case's map files and trust store outside
+    /etc/postfix are removed. The next start skips Postfix's integrity check (``quick-start``), which found
+    nothing the first time on the same files.
+
+    Args:
+        previous_maps: the map paths the previous case wrote.
+    """
+    maps = " ".join(
+        shlex.quote(p) + " " + " ".join(shlex.quote(p + ext) for ext in (".db", ".lmdb", ".cdb")) for p in previous_maps
+    )
+    return f"""cafile=$(postconf -xh smtp_tls_CAfile 2>/dev/null)
+capath=$(postconf -xh smtp_tls_CApath 2>/dev/null)
+postfix stop >/dev/null 2>&1
+while postfix status >/dev/null 2>&1; do sleep 0.01; done
+postsuper -d ALL >/dev/null 2>&1
+rm -rf /var/lib/postfix/* $cafile $capath {maps} /run/mxharness/trust /run/mxharness/mail
+rm -rf /etc/postfix && cp -a /etc/postfix.image /etc/postfix
+touch "$(postconf -xh queue_directory)/quick-start"
+"""
+
 
 _UNUSED = re.compile(r"postconf: warning: (?P<file>\S+?): unused parameter: (?P<name>[^=\s]+)=(?P<value>.*)$")
 
@@ -253,12 +283,14 @@ def smtp_services(master_cf: str) -> list[SmtpService]:
 def preflight_script(services: list[SmtpService]) -> str:
     """Start each SMTP client service once in stand-alone mode (``-S``), as master(8) would with its master.cf
     arguments: the daemon reads and checks its parameters (a bad value is ``fatal:`` in the log) and then exits
-    on end of input. Prints ``failed NAME/TYPE`` for each service that did not start."""
-    lines = ["dir=$(postconf -xh daemon_directory)"]
+    on end of input. Prints ``failed NAME/TYPE`` for each service that did not start, and leaves the shell
+    variable ``failed`` non-empty then."""
+    lines = ["dir=$(postconf -xh daemon_directory)", "failed="]
     for svc in services:
         args = " ".join(shlex.quote(a) for a in svc.args)
+        name = f"{shlex.quote(svc.name)}/{shlex.quote(svc.type)}"
         lines.append(
             f'"$dir"/{svc.command} -S -t {shlex.quote(svc.type)} -n {shlex.quote(svc.name)} {args} '
-            f"</dev/null >/dev/null 2>&1 || echo failed {shlex.quote(svc.name)}/{shlex.quote(svc.type)}"
+            f"</dev/null >/dev/null 2>&1 || {{ echo failed {name}; failed=1; }}"
         )
     return "\n".join(lines) + "\n"

@@ -1,68 +1,43 @@
-"""Runs scenarios: for every case a fresh pod, Postfix configured, messages injected, first attempts read.
+"""Runs scenarios on real Postfix: pods, cases, results.
 
-A case's steps (design.md): start the Postfix container (Postfix waits), copy main.cf/master.cf/maps/trust store
-in and run the install script, start the peer with the world, wait for the peer's ``ready`` and Postfix's
-``daemon started``, inject each message with Postfix's ``sendmail``, then read Postfix's log until every
-recipient has a ``status=`` line (its first delivery attempt) or the case's time limit passes. The pod is removed
-whatever happened. Every case gets a fresh pod, so no queue, qmgr memory of dead destinations or TLS session cache
-carries over from an earlier case.
+Each case runs in a pod (:mod:`harness.casepod`). By default a pod serves case after case and is reset in
+between, which is equivalent to a fresh pod (stopped Postfix, emptied queue and caches, restored configuration,
+swapped world; the equivalence test runs the whole library both ways). ``reuse_pods=False`` gives every case a
+pod of its own. A pod whose case failed inside the pod (a timeout, a dead container) is removed, never reused.
+With ``jobs > 1`` cases run in parallel, each worker on its own pods: nothing is shared between them.
 """
 
 from __future__ import annotations
 
-import json
-import shlex
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
-from harness.config_check import fatal_issues, unused_parameter_issues
+from harness.casepod import CasePod, ImageFacts
 from harness.derived import substitute_settings
 from harness.engine import Engine, Pod, new_run_id, remove_leftovers
-from harness.errors import CaseTimeout, ConfigRejected, PodError, ScenarioIssue
+from harness.errors import ConfigRejected, PodError, ScenarioIssue
 from harness.images import ImageSet, ensure_images
-from harness.maillog import Attempt, DeliveryTracker
-from harness.message import rfc5322
-from harness.model import Case, Message, Scenario
-from harness.postfix import (
-    START_POSTFIX,
-    TRUST_DIR,
-    PostfixSettings,
-    indexed_maps,
-    install_script,
-    merge_master_cf,
-    preflight_script,
-    render_main_cf,
-    settings_for,
-    smtp_services,
-    unused_parameters,
-)
-from harness.results import CaseResult, Observed, RecipientResult, ServerSession, compare
+from harness.maillog import DeliveryTracker
+from harness.model import Case, Scenario
+from harness.observe import recipient_results
+from harness.postfix import settings_for
+from harness.results import CaseResult
 from harness.world import World, build_case_world, build_world
 
 __all__ = ["DEFAULT_TIMEOUT_S", "Runner"]
 
 #: Seconds a case may take from injection until every recipient has a first-attempt status.
 DEFAULT_TIMEOUT_S = 30.0
-#: Seconds for the pod to come up (peer ready, Postfix's master started).
-STARTUP_TIMEOUT_S = 30.0
-#: Seconds to wait, after the last status line, for the fake servers to report their sessions closed.
-SESSION_GRACE_S = 3.0
 
-
-#: Seconds to wait for the ``fatal:`` lines of a service that did not start in the preflight.
-FATAL_GRACE_S = 2.0
-
-
-@dataclass(frozen=True)
-class _ImageFacts:
-    version: str
-    master_cf: str
-    parameters: frozenset[str]
+_PodKey = tuple[str, str, str]  # Postfix image, peer image, container host name
 
 
 class Runner:
-    """Runs cases on real Postfix. One Runner per harness run: it owns the engine connection and the run id.
+    """Runs cases on real Postfix. One Runner per harness run: it owns the engine connection, the run id and the
+    pods.
 
     Args:
         engine: a connected :class:`~harness.engine.Engine` (default: connect on first use).
@@ -70,6 +45,8 @@ class Runner:
         progress: called with one-line progress messages (image builds).
         keep_failed: leave the pod of a failed case running (for a look inside); its Postfix container's name is
             in ``CaseResult.kept_pod``. ``mxharness clean`` removes it later.
+        reuse_pods: reset a pod between cases instead of making a new one (default; see the module docstring).
+        jobs: how many cases :meth:`run` runs at once, each on its own pod.
 
     Use as a context manager: on exit every container of this run is removed, also after Ctrl-C.
     """
@@ -81,22 +58,29 @@ class Runner:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         progress: Callable[[str], None] = print,
         keep_failed: bool = False,
+        reuse_pods: bool = True,
+        jobs: int = 1,
     ) -> None:
         self._engine = engine
         self.keep_failed = keep_failed
-        self._kept: set[str] = set()
+        self.reuse_pods = reuse_pods
+        self.jobs = max(1, jobs)
         self.timeout_s = timeout_s
         self.progress = progress
         self.run_id = new_run_id()
+        self._kept: set[str] = set()
         self._images: dict[str | None, ImageSet] = {}
-        self._facts: dict[str, _ImageFacts] = {}
+        self._facts: dict[str, ImageFacts] = {}
+        self._idle: dict[_PodKey, list[CasePod]] = {}
+        self._lock = threading.RLock()
 
     @property
     def engine(self) -> Engine:
         """The engine connection (connects on first use; raises EnvironmentProblem when none answers)."""
-        if self._engine is None:
-            self._engine = Engine()
-        return self._engine
+        with self._lock:
+            if self._engine is None:
+                self._engine = Engine()
+            return self._engine
 
     def __enter__(self) -> Runner:
         return self
@@ -107,12 +91,17 @@ class Runner:
             self.progress(f"interrupted: the pods of run {self.run_id} are removed")
 
     def close(self) -> int:
-        """Remove whatever this run left (normally nothing; after an interrupt, the pod of the case that was
-        running) and close the engine connection.
+        """Remove this run's pods (idle ones, and after an interrupt the one that was running) and close the
+        engine connection.
 
         Returns:
             How many containers were removed.
         """
+        with self._lock:
+            idle = [casepod for pods in self._idle.values() for casepod in pods]
+            self._idle.clear()
+        for casepod in idle:
+            casepod.pod.remove()
         removed = 0
         if self._engine is not None:
             removed = remove_leftovers(self._engine, run_id=self.run_id, keep=self._kept)
@@ -122,24 +111,44 @@ class Runner:
 
     def images(self, release: str | None) -> ImageSet:
         """The pod images for a release, built on first use (raises EnvironmentProblem)."""
-        if release not in self._images:
-            self._images[release] = ensure_images(self.engine, release, progress=self.progress)
-        return self._images[release]
+        with self._lock:
+            if release not in self._images:
+                self._images[release] = ensure_images(self.engine, release, progress=self.progress)
+            return self._images[release]
 
     def run(
-        self, scenarios: Iterable[Scenario], *, select: Callable[[Scenario, Case], bool] | None = None
+        self,
+        scenarios: Iterable[Scenario],
+        *,
+        select: Callable[[Scenario, Case], bool] | None = None,
+        on_start: Callable[[Scenario, Case], None] | None = None,
     ) -> Iterator[CaseResult]:
-        """Run every case of every scenario (or those ``select`` keeps), yielding each result when it is done."""
+        """Run every case of every scenario (or those ``select`` keeps), yielding the results in scenario and
+        case order; with ``jobs > 1`` several cases run at once. ``on_start`` is called as a case starts (from
+        a worker thread when ``jobs > 1``)."""
+        plan: list[tuple[Scenario, Case, World]] = []
         for scenario in scenarios:
             cases = [c for c in scenario.cases if select is None or select(scenario, c)]
-            if not cases:
-                continue
-            world = build_world(scenario)
-            for case in cases:
-                yield self.run_case(scenario, case, world=world)
+            if cases:
+                world = build_world(scenario)
+                plan.extend((scenario, case, world) for case in cases)
+
+        def one(scenario: Scenario, case: Case, world: World) -> CaseResult:
+            if on_start is not None:
+                on_start(scenario, case)
+            return self.run_case(scenario, case, world=world)
+
+        if self.jobs == 1:
+            for scenario, case, world in plan:
+                yield one(scenario, case, world)
+            return
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mxharness-case") as pool:
+            futures = [pool.submit(one, s, c, w) for s, c, w in plan]
+            for future in futures:
+                yield future.result()
 
     def run_case(self, scenario: Scenario, case: Case, *, world: World | None = None) -> CaseResult:
-        """Run one case in a fresh pod.
+        """Run one case, on a reset pod or a new one.
 
         Args:
             world: the scenario's world (:func:`~harness.world.build_world`), shared by its cases. A case that
@@ -158,37 +167,30 @@ class Runner:
         # Derived values ({{ fingerprint mx }}) exist only now that the case's certificates do.
         settings = substitute_settings(settings_for(scenario.postfix, case.postfix), world.pki)
         images = self.images(settings.release)
-        labels = {"mxharness.scenario": scenario.name, "mxharness.case": case.name}
+        key = (images.postfix, images.peer, settings.hostname.split(".")[0])
+        casepod = self._acquire(key, scenario, case)
         tracker = DeliveryTracker()
         ids = [f"mxh.{self.run_id}.{i}@{scenario.name}.{case.name}.mxharness.test" for i in range(len(case.send))]
         config_issues: list[ScenarioIssue] = []
-        main_cf = ""
-        with Pod(
-            self.engine,
-            postfix_image=images.postfix,
-            peer_image=images.peer,
-            run_id=self.run_id,
-            hostname=settings.hostname.split(".")[0],
-            labels=labels,
-        ) as pod:
-            error = None
+        main_cf, error, reusable = "", None, False
+        try:
             try:
-                main_cf = self._bring_up(pod, images, settings, world, scenario, scenario.cases.index(case))
-                self._inject(pod, case.send, ids)
-                self._wait_for_first_attempts(pod, tracker, case.send, ids)
+                main_cf = casepod.prepare(self._facts_for, settings, world, scenario, scenario.cases.index(case))
+                casepod.inject(case.send, ids)
+                casepod.wait_for_first_attempts(tracker, case.send, ids, self.timeout_s)
+                reusable = True
             except ConfigRejected as exc:
-                error, config_issues = str(exc), exc.issues
+                error, config_issues, reusable = str(exc), exc.issues, True
             except PodError as exc:
-                error = str(exc)
-            postfix_log = tuple(pod.postfix_log.snapshot() if pod.postfix_log else ())
-            peer_log = tuple(pod.peer_log.snapshot() if pod.peer_log else ())
-            for line in postfix_log[tracker.fed :]:
+                error = str(exc)  # a pod that failed is not trusted again
+            postfix_log, peer_log = casepod.logs()
+            for line in postfix_log[tracker.fed :]:  # the lines after the last status the wait needed
                 tracker.feed(line)
             result = CaseResult(
                 scenario=scenario.name,
                 case=case.name,
                 source_file=scenario.source_file,
-                recipients=_recipients(scenario, case, ids, tracker, _sessions(peer_log), error),
+                recipients=recipient_results(scenario, case, ids, tracker, peer_log, error),
                 release=tracker.version,
                 error=error,
                 config_issues=tuple(config_issues),
@@ -199,223 +201,38 @@ class Runner:
                 postfix_log=postfix_log,
                 peer_events=peer_log,
             )
-            if not result.passed and self.keep_failed and pod.postfix is not None:
-                result = replace(result, kept_pod=pod.postfix.name)
-                self._kept.update(str(c.id) for c in (pod.postfix, pod.peer) if c is not None)
-                pod.detach()
+            if not result.passed and self.keep_failed and casepod.pod.postfix is not None:
+                result = replace(result, kept_pod=casepod.pod.postfix.name)
+                self._kept.update(str(c.id) for c in (casepod.pod.postfix, casepod.pod.peer) if c is not None)
+                casepod.pod.detach()
+                reusable = False
+        finally:
+            self._release(key, casepod, reusable)
         return replace(result, duration_s=time.monotonic() - started)
 
-    # --- the steps of a case ------------------------------------------------------------------------------
-
-    def _bring_up(
-        self, pod: Pod, images: ImageSet, settings: PostfixSettings, world: World, scenario: Scenario, index: int
-    ) -> str:
-        """Start the pod with the case's configuration; returns the main.cf written."""
-        pod.start_postfix()
-        facts = self._image_facts(pod, images.postfix)
-        version = tuple(int(p) for p in facts.version.split(".")[:3] if p.isdigit())
-        master_cf = merge_master_cf(facts.master_cf, *settings.master_cf)
-        trust = world.trust_pems(settings.trust)
-        if not trust:
-            # A CAfile/CApath the scenario names still gets a valid file: a CA of no one in the world.
-            trust = {"placeholder": world.placeholder_ca_pem()}
-        files = {
-            "/etc/postfix/main.cf": render_main_cf(
-                settings, version=version, trusts_any=bool(world.trust_pems(settings.trust))
-            ).encode(),
-            "/etc/postfix/master.cf": master_cf.encode(),
-            **{path: content.encode() for path, content in settings.maps.items()},
-            **{f"{TRUST_DIR}/{name}.pem": pem for name, pem in trust.items()},
-        }
-        pod.put_postfix_files(files)
-        _, output = pod.exec_postfix(install_script(indexed_maps(settings, master_cf)))
-        if unused := unused_parameters(output):
-            raise ConfigRejected(unused_parameter_issues(scenario, index, unused, facts.parameters))
-        pod.exec_postfix(START_POSTFIX)
-        pod.start_peer(world.peer_files())
-        assert pod.peer_log is not None and pod.postfix_log is not None
-        if not pod.peer_log.wait_for(lambda ls: any('"ready"' in x or '"error"' in x for x in ls), STARTUP_TIMEOUT_S):
-            raise PodError(
-                f"the peer did not report ready within {STARTUP_TIMEOUT_S:.0f} s ({pod.state()})",
-                pod.peer_log.snapshot()[-20:],
-            )
-        errors = [x for x in pod.peer_log.snapshot() if '"event": "error"' in x or '"event":"error"' in x]
-        if errors:
-            raise PodError(f"the peer could not start the world: {errors[0]}", pod.peer_log.snapshot()[-20:])
-        if not pod.postfix_log.wait_for(lambda ls: any("daemon started" in x for x in ls), STARTUP_TIMEOUT_S):
-            raise PodError(
-                f"Postfix did not start within {STARTUP_TIMEOUT_S:.0f} s ({pod.state()}). Hint: a fatal line above "
-                "usually names the parameter",
-                pod.postfix_log.snapshot()[-20:],
-            )
-        self._preflight(pod, master_cf, settings, scenario, index)
-        return files["/etc/postfix/main.cf"].decode()
-
-    def _preflight(self, pod: Pod, master_cf: str, settings: PostfixSettings, scenario: Scenario, index: int) -> None:
-        """Start each SMTP client service once so that Postfix checks its parameter values before mail is sent."""
-        assert pod.postfix_log is not None
-        _, output = pod.exec_postfix(preflight_script(smtp_services(master_cf)))
-        if "failed" not in output:
-            return
-        pod.postfix_log.wait_for(lambda ls: any("fatal:" in x for x in ls), FATAL_GRACE_S)
-        fatal = sorted({x.split(": ", 1)[-1] for x in pod.postfix_log.snapshot() if "fatal:" in x})
-        if not fatal:
-            fatal = [f"fatal: {line}" for line in output.splitlines()]
-        raise ConfigRejected(fatal_issues(scenario, index, fatal, settings.main_cf), pod.postfix_log.snapshot()[-20:])
-
-    def _image_facts(self, pod: Pod, image: str) -> _ImageFacts:
-        if image not in self._facts:
-            script = "postconf -dh mail_version; echo ---; postconf -dH; echo ---; cat /etc/postfix/master.cf.image"
-            _, out = pod.exec_postfix(script)
-            version, names, master_cf = out.split("---\n", 2)
-            self._facts[image] = _ImageFacts(version.strip(), master_cf, frozenset(names.split()))
-        return self._facts[image]
-
-    def _inject(self, pod: Pod, messages: list[Message], ids: list[str]) -> None:
-        files = {
-            f"/run/mxharness/mail/{i}.eml": rfc5322(m, mid)
-            for i, (m, mid) in enumerate(zip(messages, ids, strict=True))
-        }
-        pod.put_postfix_files(files)
-        # -N never: no DSN notification to the sender (it would be a second queue entry for example.test).
-        commands = [
-            f"sendmail -N never -f {shlex.quote(m.from_)} -- {shlex.quote(m.to)} < /run/mxharness/mail/{i}.eml"
-            for i, m in enumerate(messages)
-        ]
-        pod.exec_postfix("set -e\n" + "\n".join(commands))
-
-    def _wait_for_first_attempts(
-        self, pod: Pod, tracker: DeliveryTracker, messages: list[Message], ids: list[str]
-    ) -> None:
-        assert pod.postfix_log is not None and pod.peer_log is not None
-
-        def all_decided_or_fatal(lines: list[str]) -> bool:
-            for line in lines[tracker.fed :]:
-                tracker.feed(line)
-            decided = all(tracker.first_attempt(mid, m.to) for m, mid in zip(messages, ids, strict=True))
-            return decided or bool(tracker.fatals)
-
-        finished = pod.postfix_log.wait_for(all_decided_or_fatal, self.timeout_s)
-        if fatal := tracker.fatals:
-            # A daemon that dies at start is restarted by master(8) after a pause, again and again: no status
-            # line would ever come, so the case ends at the first fatal line.
-            raise PodError(
-                f"Postfix stopped with a fatal error: {fatal[0].service}: {fatal[0].message}. "
-                "Hint: the line names the parameter or file at fault",
-                pod.postfix_log.snapshot()[-25:],
-            )
-        if not finished:
-            missing = [m.to for m, mid in zip(messages, ids, strict=True) if not tracker.first_attempt(mid, m.to)]
-            tail = [*pod.postfix_log.snapshot()[-25:], "--- peer events ---", *pod.peer_log.snapshot()[-15:]]
-            raise CaseTimeout(
-                f"no first-attempt status for {', '.join(missing)} within {self.timeout_s:.0f} s ({pod.state()}). "
-                "Hint: see the last log lines; raise the limit with --timeout if the world is slow on purpose",
-                tail,
-            )
-        # The fake servers report a session when it closes, just after Postfix's status line.
-        pod.peer_log.wait_for(_sessions_closed, SESSION_GRACE_S)
-
-
-def _recipients(
-    scenario: Scenario,
-    case: Case,
-    ids: list[str],
-    tracker: DeliveryTracker,
-    sessions: list[dict[str, object]],
-    error: str | None,
-) -> tuple[RecipientResult, ...]:
-    """Each message's first attempt as observed, held against its ``expect``."""
-    results = []
-    for message, message_id in zip(case.send, ids, strict=True):
-        attempt = tracker.first_attempt(message_id, message.to)
-        observed = _observed(attempt, sessions, message_id, tracker) if attempt else None
-        results.append(
-            RecipientResult(
-                scenario=scenario.name,
-                case=case.name,
-                recipient=message.to,
-                expect=message.expect,
-                observed=observed,
-                checks=compare(message.expect, observed) if observed else (),
-                release=tracker.version,
-                error=None if observed else (error or "no status line for this recipient"),
-                message_id=message_id,
-            )
+    def _acquire(self, key: _PodKey, scenario: Scenario, case: Case) -> CasePod:
+        with self._lock:
+            idle = self._idle.get(key)
+            if self.reuse_pods and idle:
+                return idle.pop()
+        labels = {"mxharness.scenario": scenario.name, "mxharness.case": case.name}
+        pod = Pod(
+            self.engine, postfix_image=key[0], peer_image=key[1], run_id=self.run_id, hostname=key[2], labels=labels
         )
-    return tuple(results)
+        return CasePod(pod)
 
+    def _release(self, key: _PodKey, casepod: CasePod, reusable: bool) -> None:
+        if self.reuse_pods and reusable and casepod.pod.postfix is not None:
+            with self._lock:
+                self._idle.setdefault(key, []).append(casepod)
+        else:
+            casepod.pod.remove()
 
-def _events(lines: Iterable[str]) -> Iterator[dict[str, object]]:
-    for line in lines:
-        _, _, text = line.partition(" ")  # Docker's timestamp
-        if text.startswith("{"):
-            try:
-                event = json.loads(text)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                yield event
-
-
-def _sessions_closed(lines: list[str]) -> bool:
-    events = list(_events(lines))
-    opened = sum(1 for e in events if e.get("event") == "smtp" and e.get("stage") == "connect")
-    return opened == sum(1 for e in events if e.get("event") == "session")
-
-
-def _sessions(peer_log: Iterable[str]) -> list[dict[str, object]]:
-    return [e for e in _events(peer_log) if e.get("event") == "session"]
-
-
-def _observed(
-    attempt: Attempt, sessions: list[dict[str, object]], message_id: str, tracker: DeliveryTracker
-) -> Observed:
-    d = attempt.delivery
-    received = any(
-        m.get("message_id") == message_id and m.get("accepted") for s in sessions for m in _list(s.get("messages"))
-    )
-    server = _server_session(sessions, d.relay_address, d.relay_port, message_id)
-    return Observed(
-        status=d.status,
-        dsn=d.dsn,
-        reason=d.reason,
-        relay=d.relay,
-        relay_host=d.relay_host,
-        relay_address=d.relay_address,
-        relay_port=d.relay_port,
-        tls=attempt.tls_level,
-        queue_id=d.queue_id,
-        tls_protocol=attempt.tls.protocol if attempt.tls else None,
-        tls_cipher=attempt.tls.cipher if attempt.tls else None,
-        received=received,
-        server=server,
-        log_lines=tuple(tracker.lines_for(d.queue_id)),
-    )
-
-
-def _server_session(
-    sessions: list[dict[str, object]], address: str | None, port: int | None, message_id: str
-) -> ServerSession | None:
-    """The fake server's session with the relay: the one that took this message, else the last one there."""
-    at_relay = [s for s in sessions if s.get("local_address") == address and s.get("local_port") == port]
-    if not at_relay:
-        return None
-    took = [s for s in at_relay if any(m.get("message_id") == message_id for m in _list(s.get("messages")))]
-    s = (took or at_relay)[-1]
-    tls = s.get("tls") if isinstance(s.get("tls"), dict) else {}
-    assert isinstance(tls, dict)
-    return ServerSession(
-        server=str(s.get("server")),
-        address=str(address),
-        port=int(port or 0),
-        starttls=bool(s.get("starttls")),
-        tls_version=tls.get("version"),
-        cipher=tls.get("cipher"),
-        sni=tls.get("sni"),
-        ehlo=str(s["ehlo"]) if isinstance(s.get("ehlo"), str) else None,
-        received=bool(took),
-    )
-
-
-def _list(value: object) -> list[dict[str, object]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+    def _facts_for(self, pod: Pod) -> ImageFacts:
+        with self._lock:
+            facts = self._facts.get(pod.postfix_image)
+        if facts is None:
+            facts = ImageFacts.read(pod)
+            with self._lock:
+                self._facts[pod.postfix_image] = facts
+        return facts

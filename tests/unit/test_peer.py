@@ -375,3 +375,38 @@ def test_bind_adds_missing_addresses_to_lo_and_skips_present_ones() -> None:
 def test_bind_failure_is_a_peer_error_with_a_hint() -> None:
     with pytest.raises(PeerError, match=r"cannot add 192\.0\.2\.1 to lo: .*Operation not permitted.*Hint:"):
         bind_addresses(["192.0.2.1"], run=FakeIp(LISTING, fail=True))
+
+
+def test_sighup_swaps_in_the_next_world(world_dir: Path, run_peer: Any) -> None:
+    # A reused pod: the host writes the next case's world over the old one and sends SIGHUP.
+    spec_path = world_dir / "world.json"
+    spec_path.write_text(world().to_json())
+    peer = run_peer(spec_path)
+    first = peer.wait_event("ready")
+    assert first["generation"] == 0
+    old_port = first["endpoints"][0]["port"]
+    swapped = WorldSpec(
+        dns=DnsSpec(
+            "127.0.0.1",
+            0,
+            (Record("example.net", "MX", "10 mx.example.net"), Record("mx.example.net", "A", "127.0.0.3")),
+        ),
+        addresses=("127.0.0.3",),
+        servers=(ServerSpec("mx.example.net", "127.0.0.3", 0, None, None),),
+    )
+    spec_path.write_text(swapped.to_json())
+    peer.proc.send_signal(signal.SIGHUP)
+    second = peer.wait_event("ready")
+    assert second["generation"] == 1
+    (endpoint,) = second["endpoints"]
+    reply = DNSRecord.parse(DNSRecord.question("example.net", "MX").send("127.0.0.1", second["dns"]["port"], timeout=2))
+    assert [rr.rdata.toZone() for rr in reply.rr] == ["10 mx.example.net."]
+    old = DNSRecord.parse(DNSRecord.question("fastmail.fm", "MX").send("127.0.0.1", second["dns"]["port"], timeout=2))
+    assert old.header.rcode == RCODE.NXDOMAIN  # the old world is gone
+    with smtplib.SMTP("127.0.0.3", endpoint["port"], timeout=5.0) as client:
+        assert client.ehlo()[0] == 250
+    with pytest.raises(OSError):  # negative control: the old world's server no longer listens
+        smtplib.SMTP("127.0.0.2", old_port, timeout=2.0).close()
+    peer.proc.send_signal(signal.SIGTERM)
+    code, _, stderr = peer.finish()
+    assert code == 0, stderr

@@ -1,0 +1,270 @@
+"""A pod serving cases one after another: the steps of one case inside it.
+
+The first case of a pod starts both containers. Each later case *resets* the pod instead of making a new one:
+Postfix is stopped (master and all its daemons, so qmgr's memory of dead destinations, the connection cache and
+the TLS session cache go), the queue and the data directory are emptied, /etc/postfix is restored from the image's
+copy, and the peer swaps in the next world (SIGHUP; old addresses are unbound). What is left is a pod in the
+state a fresh one has: the equivalence test (tests/integration/test_pod_reuse.py) runs the whole scenario library
+both ways and requires identical outcomes.
+
+Steps of a case (design.md): configure (main.cf, master.cf, maps, trust store; Postfix's own check of parameter
+names), start Postfix, start or swap the world, wait for the peer's ``ready`` and Postfix's ``daemon started``,
+start every SMTP client service once so Postfix checks parameter values, inject each message with ``sendmail``,
+and read the log until every recipient has its first ``status=`` line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from harness.config_check import fatal_issues, unused_parameter_issues
+from harness.engine import Pod
+from harness.errors import CaseTimeout, ConfigRejected, PodError
+from harness.maillog import DeliveryTracker
+from harness.message import rfc5322
+from harness.model import Message, Scenario
+from harness.postfix import (
+    TRUST_DIR,
+    PostfixSettings,
+    indexed_maps,
+    install_script,
+    merge_master_cf,
+    preflight_script,
+    render_main_cf,
+    reset_script,
+    smtp_services,
+    unused_parameters,
+)
+from harness.world import World
+
+__all__ = ["CasePod", "ImageFacts"]
+
+#: Where a case's files are copied first; the reset script leaves it alone, then moves the files into place.
+STAGE = "/run/mxharness/stage"
+
+#: Seconds for the pod to come up (peer ready, Postfix's master started).
+STARTUP_TIMEOUT_S = 30.0
+#: Seconds to wait for the ``fatal:`` lines of a service that did not start in the preflight.
+FATAL_GRACE_S = 2.0
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the harness needs to know of a Postfix image: its version, its master.cf, its parameter names."""
+
+    version: str
+    master_cf: str
+    parameters: frozenset[str]
+
+    @staticmethod
+    def read(pod: Pod) -> ImageFacts:
+        script = "postconf -dh mail_version; echo ---; postconf -dH; echo ---; cat /etc/postfix/master.cf.image"
+        _, out = pod.exec_postfix(script)
+        version, names, master_cf = out.split("---\n", 2)
+        return ImageFacts(version.strip(), master_cf, frozenset(names.split()))
+
+
+@dataclass
+class CasePod:
+    """A :class:`~harness.engine.Pod` and what the harness remembers of it between cases.
+
+    Attributes:
+        pod: the containers (not yet started for a new CasePod).
+        cases_run: how many cases this pod has served (0: its containers are not started yet).
+        worlds_served: how many worlds the peer has been given (its ``ready`` events count them from 0).
+        postfix_start, peer_start: where the current case's lines begin in the two log streams.
+        previous_maps: map paths the last case wrote (the reset removes those outside /etc/postfix).
+        validated: hashes of configurations Postfix already accepted in this pod (the checks are not repeated).
+    """
+
+    pod: Pod
+    cases_run: int = 0
+    worlds_served: int = 0
+    postfix_start: int = 0
+    peer_start: int = 0
+    previous_maps: tuple[str, ...] = ()
+    validated: set[str] = field(default_factory=set)
+    _preflight: tuple[str, PostfixSettings, Scenario, int, str] | None = None
+
+    def prepare(
+        self,
+        facts_for: Callable[[Pod], ImageFacts],
+        settings: PostfixSettings,
+        world: World,
+        scenario: Scenario,
+        index: int,
+    ) -> str:
+        """Bring the pod to the case: fresh or reset, configured, Postfix and the world up, parameters checked.
+
+        Round trips are few on purpose (each ``docker exec`` costs tens of milliseconds): the files go in as
+        one archive, and one script resets, installs, checks and starts Postfix while the peer swaps worlds.
+
+        Returns:
+            The main.cf written.
+
+        Raises:
+            ConfigRejected: Postfix rejects a parameter name or value (nothing was sent).
+            PodError: a container or a command failed, or something did not come up in time.
+        """
+        pod = self.pod
+        fresh = self.worlds_served == 0
+        if fresh:
+            pod.start_postfix()
+        assert pod.postfix_log is not None
+        facts = facts_for(pod)
+        version = tuple(int(p) for p in facts.version.split(".")[:3] if p.isdigit())
+        master_cf = merge_master_cf(facts.master_cf, *settings.master_cf)
+        trusted = world.trust_pems(settings.trust)
+        # A CAfile/CApath the scenario names still gets a valid file: a CA of no one in the world.
+        trust = trusted or {"placeholder": world.placeholder_ca_pem()}
+        main_cf = render_main_cf(settings, version=version, trusts_any=bool(trusted))
+        files = {
+            "/etc/postfix/main.cf": main_cf.encode(),
+            "/etc/postfix/master.cf": master_cf.encode(),
+            **{path: content.encode() for path, content in settings.maps.items()},
+            **{f"{TRUST_DIR}/{name}.pem": pem for name, pem in trust.items()},
+        }
+        digest = hashlib.sha256(b"\0".join(k.encode() + b"\0" + files[k] for k in sorted(files))).hexdigest()
+        check = digest not in self.validated
+        pod.put_postfix_files({f"{STAGE}{path}": data for path, data in files.items()})
+        self.postfix_start = len(pod.postfix_log.snapshot())
+        self.peer_start = len(pod.peer_log.snapshot()) if pod.peer_log else 0
+        if fresh:  # the peer comes up while Postfix is configured
+            pod.start_peer(world.peer_files())
+        else:
+            pod.swap_world(world.peer_files())
+        self.worlds_served += 1
+        script = [
+            "" if fresh else reset_script(self.previous_maps),
+            f"cp -a {STAGE}/. / && rm -rf {STAGE}",
+            install_script(indexed_maps(settings, master_cf)),
+            # With names Postfix does not know, Postfix is not started: the case is reported as input error.
+            'if [ -z "$unused" ]; then touch /run/mxharness/go; fi' if check else "touch /run/mxharness/go",
+        ]
+        self.previous_maps = tuple(settings.maps)
+        _, output = pod.exec_postfix("\n".join(script))
+        if check and (unused := unused_parameters(output)):
+            raise ConfigRejected(unused_parameter_issues(scenario, index, unused, facts.parameters))
+        self._wait_world_ready()
+        self._wait_postfix_started()
+        self.cases_run += 1
+        # The parameter values are checked right before the mail goes in, in the same round trip (inject).
+        self._preflight = (master_cf, settings, scenario, index, digest) if check else None
+        return main_cf
+
+    def _wait_world_ready(self) -> None:
+        pod = self.pod
+        generation = self.worlds_served - 1  # the peer counts its worlds from 0
+        assert pod.peer_log is not None
+        marker = f'"generation": {generation},'
+
+        def ready_or_error(lines: list[str]) -> bool:
+            return any(marker in x or '"event": "error"' in x for x in lines[self.peer_start :])
+
+        if not pod.peer_log.wait_for(ready_or_error, STARTUP_TIMEOUT_S):
+            raise PodError(
+                f"the peer did not report ready within {STARTUP_TIMEOUT_S:.0f} s ({pod.state()})",
+                pod.peer_log.snapshot()[-20:],
+            )
+        errors = [x for x in pod.peer_log.snapshot()[self.peer_start :] if '"event": "error"' in x]
+        if errors:
+            raise PodError(f"the peer could not start the world: {errors[0]}", pod.peer_log.snapshot()[-20:])
+
+    def _wait_postfix_started(self) -> None:
+        pod = self.pod
+        assert pod.postfix_log is not None
+        if not pod.postfix_log.wait_for(
+            lambda ls: any("daemon started" in x for x in ls[self.postfix_start :]), STARTUP_TIMEOUT_S
+        ):
+            raise PodError(
+                f"Postfix did not start within {STARTUP_TIMEOUT_S:.0f} s ({pod.state()}). Hint: a fatal line above "
+                "usually names the parameter",
+                pod.postfix_log.snapshot()[-20:],
+            )
+
+    def _rejected(self, output: str) -> ConfigRejected:
+        """The preflight found a service that does not start: Postfix's fatal lines as scenario issues."""
+        assert self._preflight is not None and self.pod.postfix_log is not None
+        _, settings, scenario, index, _ = self._preflight
+        log = self.pod.postfix_log
+        log.wait_for(lambda ls: any("fatal:" in x for x in ls[self.postfix_start :]), FATAL_GRACE_S)
+        lines = log.snapshot()[self.postfix_start :]
+        fatal = sorted({x.split(": ", 1)[-1] for x in lines if "fatal:" in x})
+        if not fatal:
+            fatal = [f"fatal: {line}" for line in output.splitlines() if line.startswith("failed")]
+        return ConfigRejected(fatal_issues(scenario, index, fatal, settings.main_cf), lines[-20:])
+
+    def inject(self, messages: list[Message], ids: list[str]) -> None:
+        """Check the parameter values of a configuration not seen before (every SMTP client service is started
+        once stand-alone), then hand each message to Postfix's ``sendmail``.
+
+        Raises:
+            ConfigRejected: a service did not start; no message was sent.
+        """
+        pairs = enumerate(zip(messages, ids, strict=True))
+        self.pod.put_postfix_files({f"/run/mxharness/mail/{i}.eml": rfc5322(m, mid) for i, (m, mid) in pairs})
+        script = []
+        if self._preflight is not None:
+            master_cf = self._preflight[0]
+            script.append(preflight_script(smtp_services(master_cf)))
+            script.append('if [ -n "$failed" ]; then exit 3; fi')
+        # -N never: no DSN notification to the sender (it would be a second queue entry for example.test).
+        script += [
+            f"sendmail -N never -f {shlex.quote(m.from_)} -- {shlex.quote(m.to)} < /run/mxharness/mail/{i}.eml"
+            for i, m in enumerate(messages)
+        ]
+        code, output = self.pod.exec_postfix("set -e\n" + "\n".join(script), check=False)
+        if code == 3:
+            raise self._rejected(output)
+        if code != 0:
+            raise PodError(f"sendmail failed in the Postfix container (exit {code}): {output.strip()}")
+        if self._preflight is not None:
+            self.validated.add(self._preflight[4])
+
+    def wait_for_first_attempts(
+        self, tracker: DeliveryTracker, messages: list[Message], ids: list[str], timeout_s: float
+    ) -> None:
+        """Feed the case's log lines to ``tracker`` until every recipient has a first attempt.
+
+        Raises:
+            PodError: a Postfix daemon logged ``fatal:`` (it would be restarted again and again).
+            CaseTimeout: not every recipient had a status line within ``timeout_s`` seconds.
+        """
+        pod = self.pod
+        assert pod.postfix_log is not None and pod.peer_log is not None
+        fed = self.postfix_start
+
+        def all_decided_or_fatal(lines: list[str]) -> bool:
+            nonlocal fed
+            for line in lines[fed:]:
+                tracker.feed(line)
+            fed = len(lines)
+            decided = all(tracker.first_attempt(mid, m.to) for m, mid in zip(messages, ids, strict=True))
+            return decided or bool(tracker.fatals)
+
+        finished = pod.postfix_log.wait_for(all_decided_or_fatal, timeout_s)
+        if fatal := tracker.fatals:
+            # A daemon that dies at start is restarted by master(8) after a pause, again and again: no status
+            # line would ever come, so the case ends at the first fatal line.
+            raise PodError(
+                f"Postfix stopped with a fatal error: {fatal[0].service}: {fatal[0].message}. "
+                "Hint: the line names the parameter or file at fault",
+                pod.postfix_log.snapshot()[-25:],
+            )
+        if not finished:
+            missing = [m.to for m, mid in zip(messages, ids, strict=True) if not tracker.first_attempt(mid, m.to)]
+            tail = [*pod.postfix_log.snapshot()[-25:], "--- peer events ---", *pod.peer_log.snapshot()[-15:]]
+            raise CaseTimeout(
+                f"no first-attempt status for {', '.join(missing)} within {timeout_s:.0f} s ({pod.state()}). "
+                "Hint: see the last log lines; raise the limit with --timeout if the world is slow on purpose",
+                tail,
+            )
+
+    def logs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The current case's Postfix log lines and peer event lines."""
+        postfix = self.pod.postfix_log.snapshot()[self.postfix_start :] if self.pod.postfix_log else []
+        peer = self.pod.peer_log.snapshot()[self.peer_start :] if self.pod.peer_log else []
+        return tuple(postfix), tuple(peer)
