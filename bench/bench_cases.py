@@ -5,7 +5,7 @@ For each mode it runs the given scenarios ROUNDS times (images warm) and prints 
   * case wall time (pod ready → configured → mail injected → every first attempt read);
   * Postfix's decision time: from a message's pickup line to its status line, both stamped by Docker
     (the physical floor: what Postfix itself needs);
-  * harness overhead = wall time − decision time;
+  * harness overhead = wall time - decision time;
 and then the ratio fresh / reuse, and the whole folder's time per mode.
 
 Usage: .venv/bin/python bench/bench_cases.py [--rounds N] [PATH ...]
