@@ -11,6 +11,7 @@ for the whole session) → ``mxharness_run`` (runs a scenario built inside a tes
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,12 @@ _RUNNER_KEY = pytest.StashKey[Any]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mxharness")
     group.addoption(
+        "--mxharness-shard",
+        metavar="K/N",
+        default=None,
+        help="run only the K-th of N deterministic slices of the scenario cases (as `mxharness run --shard`)",
+    )
+    group.addoption(
         "--mxharness-timeout",
         type=float,
         default=30.0,
@@ -44,6 +51,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     runner = config.stash.get(_RUNNER_KEY, None)
     if runner is not None:
         runner.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = config.getoption("--mxharness-shard")
+    if not shard:
+        return
+    k, _, n = str(shard).partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise pytest.UsageError(f"--mxharness-shard {shard}: expected K/N with 1 <= K <= N, e.g. 2/4")
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        if isinstance(item, CaseItem):
+            name = f"{item.scenario.name}/{item.case.name}"
+            mine = int(hashlib.sha256(name.encode()).hexdigest(), 16) % int(n) == int(k) - 1
+            (keep if mine else drop).append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
