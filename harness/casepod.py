@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -47,6 +48,10 @@ STAGE = "/run/mxharness/stage"
 
 #: Seconds for the pod to come up (peer ready, Postfix's master started).
 STARTUP_TIMEOUT_S = 30.0
+#: Seconds to wait, after Postfix logged a message sent, for the fake server's event about its data.
+DATA_GRACE_S = 2.0
+#: Seconds without a new peer event after which the fake servers are taken to have reported everything.
+QUIET_S = 0.1
 #: Seconds to wait for the ``fatal:`` lines of a service that did not start in the preflight.
 FATAL_GRACE_S = 2.0
 
@@ -262,9 +267,33 @@ class CasePod:
                 "Hint: see the last log lines; raise the limit with --timeout if the world is slow on purpose",
                 tail,
             )
+        # Postfix logs status=sent once it has the server's 250; the fake server's event for the same data can
+        # reach the log stream a moment later. Wait for those, so that `received` is never read too early.
+        sent = []
+        for message, mid in zip(messages, ids, strict=True):
+            attempt = tracker.first_attempt(mid, message.to)
+            if attempt is not None and attempt.delivery.status == "sent" and attempt.delivery.relay_address:
+                sent.append(f'"message_id": "{mid}"')
+        if sent:
+            pod.peer_log.wait_for(
+                lambda ls: all(any(m in x for x in ls[self.peer_start :]) for m in sent), DATA_GRACE_S
+            )
 
     def logs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The current case's Postfix log lines and peer event lines."""
         postfix = self.pod.postfix_log.snapshot()[self.postfix_start :] if self.pod.postfix_log else []
         peer = self.pod.peer_log.snapshot()[self.peer_start :] if self.pod.peer_log else []
         return tuple(postfix), tuple(peer)
+
+
+def _wait_quiet(snapshot: Callable[[], list[str]], quiet_s: float, limit_s: float) -> None:
+    """Return once ``snapshot()`` has not grown for ``quiet_s`` seconds, or after ``limit_s`` seconds."""
+    deadline = time.monotonic() + limit_s
+    size, since = len(snapshot()), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s / 4)
+        now = len(snapshot())
+        if now != size:
+            size, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
