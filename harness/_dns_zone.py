@@ -216,6 +216,7 @@ class Zone:
     Args:
         records: the world's records, in any order. Duplicates are kept once.
         faults: questions to fail (see :class:`DnsFault`); a fault wins over records.
+        names: owner names that exist without records (NODATA for every type).
         dnssec_probe: answer the root ``NS .`` question NOERROR with AD=1 (and no records), which is all
             Postfix ≥ 3.6's ``dnssec_probe`` looks at before it trusts AD bits; without it, ``NS .`` is NODATA
             with AD=0 and Postfix warns ``DNSSEC validation may be unavailable``.
@@ -226,11 +227,19 @@ class Zone:
     """
 
     def __init__(
-        self, records: Iterable[Record], *, faults: Iterable[DnsFault] = (), dnssec_probe: bool = False
+        self,
+        records: Iterable[Record],
+        *,
+        faults: Iterable[DnsFault] = (),
+        dnssec_probe: bool = False,
+        names: Iterable[str] = (),
     ) -> None:
         self._records = tuple(dict.fromkeys(records))
         self._rrsets: dict[tuple[str, str], list[Record]] = {}
         self._names: set[str] = {"."}
+        for name in names:  # listed without records: they exist (NODATA), as do their ancestors
+            self._names.add(_normalize_name(name))
+            self._names.update(_ancestors(_normalize_name(name)))
         for record in self._records:
             self._rrsets.setdefault((record.name, record.rtype), []).append(record)
             self._names.add(record.name)

@@ -29,7 +29,7 @@ SPEC_VERSION = 1
 
 _VERSION_HINT = "Hint: rebuild the peer image from the same mxharness version as the host."
 _TOP_KEYS = ("version", "dns", "addresses", "servers")
-_DNS_KEYS = ("listen", "port", "records", "faults", "dnssec_probe")
+_DNS_KEYS = ("listen", "port", "records", "faults", "dnssec_probe", "names")
 _RECORD_KEYS = ("name", "type", "value", "ttl", "dnssec")
 _FAULT_KEYS = ("name", "type", "fault")
 _SNI_KEYS = ("name", "cert_chain", "key")
@@ -108,6 +108,8 @@ class DnsSpec:
         records: every record of the world (``dnssec`` ones make AD=1 answers, RFC 4035 §3.2.3).
         faults: questions answered SERVFAIL, REFUSED, NXDOMAIN or not at all (see :class:`harness.dns.DnsFault`).
         dnssec_probe: answer Postfix's ``dnssec_probe`` question (``NS .``) NOERROR with AD=1.
+        names: owner names that exist although they own no record (``host: {}`` in a scenario): NODATA, not
+            NXDOMAIN, for every question about them (scenario format v1, ``dns``).
 
     Raises:
         WorldSpecError: a bad address or port, a CNAME conflict, two faults for one question.
@@ -118,6 +120,7 @@ class DnsSpec:
     records: tuple[Record, ...] = ()
     faults: tuple[DnsFault, ...] = ()
     dnssec_probe: bool = False
+    names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_ip(self.listen, "dns.listen")
@@ -130,7 +133,7 @@ class DnsSpec:
 
     def zone(self) -> Zone:
         """The :class:`~harness.dns.Zone` the fake DNS answers from."""
-        return Zone(self.records, faults=self.faults, dnssec_probe=self.dnssec_probe)
+        return Zone(self.records, faults=self.faults, dnssec_probe=self.dnssec_probe, names=self.names)
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,7 @@ class WorldSpec:
                 ],
                 "faults": [{"name": f.name, "type": f.rtype, "fault": f.fault} for f in self.dns.faults],
                 "dnssec_probe": self.dns.dnssec_probe,
+                "names": list(self.dns.names),
             },
             "addresses": list(self.addresses),
             "servers": [server.to_dict() for server in self.servers],
@@ -346,6 +350,7 @@ class WorldSpec:
                     tuple(_record(r, i) for i, r in enumerate(_list(dns, "records", "dns"))),
                     tuple(_fault(f, i) for i, f in enumerate(_list(dns, "faults", "dns"))),
                     dns.get("dnssec_probe", False),
+                    tuple(str(n) for n in _list(dns, "names", "dns")),
                 ),
                 addresses=tuple(addresses),
                 servers=tuple(ServerSpec.from_dict(s, i) for i, s in enumerate(_list(data, "servers"))),

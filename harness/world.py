@@ -59,6 +59,7 @@ class World:
     dnssec_probe: bool = False
     chain_modes: dict[str, str] = field(default_factory=dict)
     mx_literals: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
 
     def peer_files(self) -> dict[str, bytes]:
         """The files to copy into the peer container: ``/world/world.json`` and the certificate files."""
@@ -70,6 +71,7 @@ class World:
             "records": self.records,
             "faults": self.faults,
             "dnssec_probe": self.dnssec_probe,
+            "names": list(self.names),
         }
         spec = {"version": 1, "dns": dns, "addresses": bound, "servers": self.servers}
         return {f"{WORLD_DIR}/world.json": json.dumps(spec, indent=1).encode(), **self.files}
@@ -163,6 +165,7 @@ def build_world(scenario: Scenario, *, now: datetime | None = None, pki: Pki | N
         dnssec_probe=any(node.dnssec for node in scenario.dns.values()),
         chain_modes={host: spec.chain for host, spec in scenario.servers.items() if spec.cert is not None},
         mx_literals=tuple(sorted(_mx_literals(scenario))),
+        names=tuple(sorted(_fqdn(owner) for owner in scenario.dns)),
     )
 
 

@@ -207,3 +207,11 @@ def test_two_faults_for_one_question_are_rejected() -> None:
 def test_fault_names_and_types_are_normalised() -> None:
     assert DnsFault("Broken.Example.", "mx", "servfail") == DnsFault("broken.example", "MX", "servfail")
     assert Zone([], faults=[DnsFault("x.example", "NS", "refused")]).answer("X.EXAMPLE", "ns").rcode == "REFUSED"
+
+
+def test_a_listed_name_without_records_is_nodata_not_nxdomain() -> None:
+    # Format v1: "a listed name without the asked type gets NODATA", also when it owns no record at all.
+    zone = Zone([], names=["noaddr.example.net"])
+    listed = zone.answer("noaddr.example.net", "A")
+    assert (listed.rcode, listed.records) == ("NOERROR", ())
+    assert zone.answer("other.example.net", "A").rcode == "NXDOMAIN"  # negative control: not listed

@@ -204,6 +204,7 @@ def test_peer_files_hold_a_world_json_that_names_every_address(world: World) -> 
         "records": world.records,
         "faults": [],
         "dnssec_probe": False,
+        "names": sorted(world.names),
     }
     assert set(spec["addresses"]) == every
     assert len(spec["addresses"]) == len(every)

@@ -21,7 +21,7 @@ CONTRACT = """
          "records": [{"name": "fastmail.fm", "type": "MX", "value": "10 in1-smtp.messagingengine.com",
                       "ttl": 300, "dnssec": false}],
          "faults": [{"name": "example.com", "type": "MX", "fault": "servfail"}],
-         "dnssec_probe": false},
+         "dnssec_probe": false, "names": ["fastmail.fm"]},
  "addresses": ["66.111.4.74", "2001:db8::1"],
  "servers": [{"host": "mx.example.com", "address": "192.0.2.10", "port": 25,
               "cert_chain": "tls/mx.pem", "key": "tls/mx.key",
