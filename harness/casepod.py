@@ -282,6 +282,8 @@ class CasePod:
             pod.peer_log.wait_for(
                 lambda ls: all(any(m in x for x in ls[self.peer_start :]) for m in sent), DATA_GRACE_S
             )
+        # The server's other events of the attempts (STARTTLS, the handshake, SNI) likewise: until it is quiet.
+        _wait_quiet(pod.peer_log.snapshot, QUIET_S, DATA_GRACE_S)
 
     def logs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The current case's Postfix log lines and peer event lines."""

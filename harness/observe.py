@@ -15,6 +15,9 @@ from harness.results import Observed, RecipientResult, ServerSession, compare
 
 __all__ = ["recipient_results"]
 
+#: Seconds by which Docker's stamp of Postfix's status line may precede the peer's own clock for the session.
+_SLACK_S = 0.5
+
 
 def recipient_results(
     scenario: Scenario,
@@ -33,10 +36,18 @@ def recipient_results(
         error: why the case ended early, if it did (recipients without a status line get it).
     """
     sessions = _sessions(peer_events)
+    attempts = [tracker.first_attempt(mid, m.to) for m, mid in zip(case.send, ids, strict=True)]
+    # Sessions are given out in the order Postfix logged the attempts, each session to one attempt at most.
+    order = sorted(range(len(attempts)), key=lambda i: _when(attempts[i]))
+    claimed: set[int] = set()
+    observations: dict[int, Observed] = {}
+    for i in order:
+        attempt = attempts[i]
+        if attempt is not None:
+            observations[i] = _observed(attempt, sessions, ids[i], tracker, claimed)
     results = []
-    for message, message_id in zip(case.send, ids, strict=True):
-        attempt = tracker.first_attempt(message_id, message.to)
-        observed = _observed(attempt, sessions, message_id, tracker) if attempt else None
+    for i, (message, message_id) in enumerate(zip(case.send, ids, strict=True)):
+        observed = observations.get(i)
         results.append(
             RecipientResult(
                 scenario=scenario.name,
@@ -82,12 +93,12 @@ def _sessions(peer_log: Iterable[str]) -> list[dict[str, object]]:
         if stage == "connect":
             address, _, port = str(e.get("local")).rpartition(":")
             s["local_address"], s["local_port"] = address.strip("[]"), int(port)
+            s["connected"] = e.get("t")
         elif stage in ("ehlo", "helo"):
             s["ehlo"] = e.get("hostname")
-        elif stage == "starttls" and str(e.get("reply", "")).startswith("2"):
-            s["starttls"] = True
         elif stage == "tls":
             s["tls"] = {k: e.get(k) for k in ("version", "cipher", "sni", "implicit", "client_cert")}
+            s["tls_at"] = e.get("t")
         elif stage == "data":
             messages = s["messages"]
             assert isinstance(messages, list)
@@ -95,14 +106,23 @@ def _sessions(peer_log: Iterable[str]) -> list[dict[str, object]]:
     return list(sessions.values())
 
 
+def _when(attempt: Attempt | None) -> float:
+    """When Postfix logged the attempt's status line (unix time), for ordering; attempts without one last."""
+    if attempt is None or attempt.delivery.time is None:
+        return float("inf")
+    return attempt.delivery.time.timestamp()
+
+
 def _observed(
-    attempt: Attempt, sessions: list[dict[str, object]], message_id: str, tracker: DeliveryTracker
+    attempt: Attempt, sessions: list[dict[str, object]], message_id: str, tracker: DeliveryTracker, claimed: set[int]
 ) -> Observed:
     d = attempt.delivery
     received = any(
         m.get("message_id") == message_id and m.get("accepted") for s in sessions for m in _list(s.get("messages"))
     )
-    server = _server_session(sessions, d.relay_address, d.relay_port, message_id)
+    # The moment to match the fake server's session by: Postfix's TLS line of the attempt, else its status line.
+    moment = attempt.tls.time.timestamp() if attempt.tls and attempt.tls.time else _when(attempt)
+    server = _server_session(sessions, d.relay_address, d.relay_port, message_id, moment, claimed)
     return Observed(
         status=d.status,
         dsn=d.dsn,
@@ -122,27 +142,57 @@ def _observed(
 
 
 def _server_session(
-    sessions: list[dict[str, object]], address: str | None, port: int | None, message_id: str
+    sessions: list[dict[str, object]],
+    address: str | None,
+    port: int | None,
+    message_id: str,
+    moment: float,
+    claimed: set[int],
 ) -> ServerSession | None:
-    """The fake server's session with the relay: the one that took this message, else the last one there."""
-    at_relay = [s for s in sessions if s.get("local_address") == address and s.get("local_port") == port]
-    if not at_relay:
+    """The fake server's session of this attempt: the one that took the message; else, at the relay's address
+    and port, the session not given to another attempt whose TLS handshake (or, without one, its start) is
+    nearest in time to ``moment``: parallel smtp(8) processes interleave, but their handshakes do not coincide.
+
+    ``starttls`` is true when the STARTTLS handshake completed (a TLS event without implicit TLS), not merely
+    when the server answered 220 to STARTTLS.
+    """
+    at_relay = [
+        (i, s) for i, s in enumerate(sessions) if s.get("local_address") == address and s.get("local_port") == port
+    ]
+    took = [(i, s) for i, s in at_relay if any(m.get("message_id") == message_id for m in _list(s.get("messages")))]
+    free = sorted(
+        ((i, s) for i, s in at_relay if i not in claimed and _started(s) <= moment + _SLACK_S),
+        key=lambda pair: abs(_handshake_or_start(pair[1]) - moment),
+    )
+    chosen = took[-1:] or free[:1]
+    if not chosen:
         return None
-    took = [s for s in at_relay if any(m.get("message_id") == message_id for m in _list(s.get("messages")))]
-    s = (took or at_relay)[-1]
+    index, s = chosen[0]
+    claimed.add(index)
     tls = s.get("tls") if isinstance(s.get("tls"), dict) else {}
     assert isinstance(tls, dict)
     return ServerSession(
         server=str(s.get("server")),
         address=str(address),
         port=int(port or 0),
-        starttls=bool(s.get("starttls")),
+        starttls=bool(tls) and not tls.get("implicit"),
         tls_version=tls.get("version"),
         cipher=tls.get("cipher"),
         sni=tls.get("sni"),
         ehlo=str(s["ehlo"]) if isinstance(s.get("ehlo"), str) else None,
         received=bool(took),
     )
+
+
+def _started(session: dict[str, object]) -> float:
+    """Unix time the session began: its ``connect`` event, else the summary's ``start``."""
+    value = session.get("connected", session.get("start"))
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _handshake_or_start(session: dict[str, object]) -> float:
+    value = session.get("tls_at")
+    return float(value) if isinstance(value, int | float) else _started(session)
 
 
 def _list(value: object) -> list[dict[str, object]]:
