@@ -255,6 +255,13 @@ class CasePod:
             return decided or bool(tracker.fatals)
 
         finished = pod.postfix_log.wait_for(all_decided_or_fatal, timeout_s)
+        if not finished and pod.postfix_log.ended:
+            # The container went away under the case (killed from outside, the engine stopped): no verdict.
+            raise PodError(
+                f"the Postfix container stopped during the case ({pod.state()}). Hint: was it removed or killed "
+                "from outside (docker rm/kill, mxharness clean --all)?",
+                pod.postfix_log.snapshot()[-25:],
+            )
         if fatal := tracker.fatals:
             # A daemon that dies at start is restarted by master(8) after a pause, again and again: no status
             # line would ever come, so the case ends at the first fatal line.

@@ -250,4 +250,3 @@ def test_no_container_is_left_after_a_run(mxharness_runner: Runner) -> None:
         assert len(mxharness_runner.engine.client.containers.list(all=True, filters=label)) == 2  # one pod, reused
     assert all(r.passed for r in results)
     assert mxharness_runner.engine.client.containers.list(all=True, filters=label) == []
-
