@@ -73,8 +73,22 @@ def expected_text(expect: Expect) -> str:
     parts += [f"{k}={v}" for k, v in (("tls", expect.tls), ("relay", expect.relay)) if v is not None]
     if expect.received is not None:
         parts.append(f"received={'true' if expect.received else 'false'}")
+    parts += [f"{k}={v}" for k, v in _server_expect(expect)]
     text = " ".join(parts) or "(anything)"
     return text + (f" ({expect.reason})" if expect.reason else "")
+
+
+_SERVER_KEYS = ("starttls", "sni", "protocol", "cipher")
+
+
+def _server_expect(expect: Expect) -> list[tuple[str, str]]:
+    """The ``expect`` keys about what the fake server saw, as (key, text)."""
+    values = []
+    for key in _SERVER_KEYS:
+        value = getattr(expect, key)
+        if value is not None:
+            values.append((key, _yes(value) if isinstance(value, bool) else str(value)))
+    return values
 
 
 def expected_cell(expect: Expect) -> Text:
@@ -86,6 +100,8 @@ def expected_cell(expect: Expect) -> Text:
         first.append(f"received={_yes(expect.received)}")
     lines = [" ".join(first)] if first else []
     lines += [f"relay={expect.relay}"] if expect.relay is not None else []
+    if server := _server_expect(expect):
+        lines.append("server: " + " ".join(f"{k}={v}" for k, v in server))
     lines += [f"({_one_line(expect.reason)})"] if expect.reason else []
     return Text("\n".join(lines) or "(anything)")
 
@@ -115,6 +131,12 @@ def observed_cell(r: RecipientResult) -> Text:
         text.append(f"received={_yes(o.received)}", style=style("received"))
     text.append("\n")
     text.append(f"relay={o.relay}", style=style("relay"))
+    server_checks = [c for c in r.checks if c.key in _SERVER_KEYS]
+    if server_checks:  # what the fake server saw, where the scenario asks about it
+        text.append("\nserver:")
+        for check in server_checks:
+            text.append(" ")
+            text.append(f"{check.key}={check.observed}", style=style(check.key))
     if o.status != "sent" or r.expect.reason is not None:
         text.append("\n")
         text.append(f"({_one_line(o.reason)})", style=style("reason"))

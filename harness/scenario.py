@@ -278,6 +278,10 @@ def _issue_from_pydantic(err: Any, tree: Any, file: str) -> ScenarioIssue:
         msg = "this key is required"
     elif kind == "literal_error":
         msg = f"{err['msg'].replace('Input should be', 'expected')}, found {err['input']!r}"
+        choices = [a.strip("'") for a in re.findall(r"'[^']*'", err["msg"])]
+        same_but_case = {a.lower(): a for a in choices}.get(str(err["input"]).lower())
+        near = same_but_case or next(iter(difflib.get_close_matches(str(err["input"]), choices, n=1)), None)
+        msg += f" (did you mean {near!r}?)" if near else ""
     elif kind == "string_pattern_mismatch":
         msg = f"{err['input']!r} does not have the required form {err['ctx']['pattern']!r}"
         if loc and loc[-1] == "name":

@@ -371,7 +371,7 @@ def test_a_recipient_that_is_not_an_address_is_an_error(problems: Problems) -> N
 def test_a_key_type_outside_the_list_is_an_error(problems: Problems) -> None:
     assert problems(changed("san: [mx1.example.com], key: ec256}", "san: [mx1.example.com], key: ec512}")) == [
         "s.yaml:7: pki.certs.mx1.key: expected 'rsa2048', 'rsa4096', 'ec256', 'ec384', 'rsa1024', 'rsa3072' or "
-        "'ec521', found 'ec512'"
+        "'ec521', found 'ec512' (did you mean 'ec521'?)"
     ]
 
 
@@ -489,7 +489,7 @@ def test_a_relative_map_path_is_an_error_with_a_hint(problems: Problems) -> None
 def test_an_unknown_expect_status_is_an_error(problems: Problems) -> None:
     assert problems(changed("{status: sent, tls: Verified}", "{status: delivred}")) == [
         "s.yaml:21: cases[0].send[0].expect.status: "
-        "expected 'sent', 'delivered', 'deferred' or 'bounced', found 'delivred'"
+        "expected 'sent', 'delivered', 'deferred' or 'bounced', found 'delivred' (did you mean 'delivered'?)"
     ]
 
 
@@ -505,7 +505,7 @@ def test_an_invalid_expect_dsn_is_an_error(dsn: str, problems: Problems) -> None
 def test_an_unknown_expect_tls_level_is_an_error(problems: Problems) -> None:
     assert problems(changed("{status: sent, tls: Verified}", "{tls: verified}")) == [
         "s.yaml:21: cases[0].send[0].expect.tls: "
-        "expected 'none', 'Anonymous', 'Untrusted', 'Trusted' or 'Verified', found 'verified'"
+        "expected 'none', 'Anonymous', 'Untrusted', 'Trusted' or 'Verified', found 'verified' (did you mean 'Verified'?)"
     ]
 
 
