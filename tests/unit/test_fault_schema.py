@@ -248,7 +248,8 @@ def test_a_delay_outside_0_to_600_seconds_is_an_error(tmp_path: Path, delay: str
 
 def test_an_unknown_chain_mode_lists_the_modes(tmp_path: Path) -> None:
     assert problems(tmp_path, with_server("{cert: mx, chain: leaf-only}")) == [
-        "s.yaml:11: servers[\"mx.example.com\"].chain: expected 'full', 'leaf' or 'with-root', found 'leaf-only' (did you mean 'leaf'?)"
+        "s.yaml:11: servers[\"mx.example.com\"].chain: expected 'full', 'leaf' or 'with-root', found 'leaf-only' "
+        "(did you mean 'leaf'?)"
     ]
 
 

@@ -505,7 +505,8 @@ def test_an_invalid_expect_dsn_is_an_error(dsn: str, problems: Problems) -> None
 def test_an_unknown_expect_tls_level_is_an_error(problems: Problems) -> None:
     assert problems(changed("{status: sent, tls: Verified}", "{tls: verified}")) == [
         "s.yaml:21: cases[0].send[0].expect.tls: "
-        "expected 'none', 'Anonymous', 'Untrusted', 'Trusted' or 'Verified', found 'verified' (did you mean 'Verified'?)"
+        "expected 'none', 'Anonymous', 'Untrusted', 'Trusted' or 'Verified', found 'verified' "
+        "(did you mean 'Verified'?)"
     ]
 
 
