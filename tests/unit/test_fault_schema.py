@@ -3,12 +3,12 @@ with a hint). No certificates are made here; the world they become is tested in 
 
 from __future__ import annotations
 
-import copy
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _mutate import mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -461,17 +461,6 @@ FAULT_KEYS = [
 ]  # fmt: skip
 
 
-def _paths(node: Any, loc: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [loc]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            out += _paths(value, (*loc, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            out += _paths(value, (*loc, index))
-    return out
-
-
 def test_the_property_base_is_valid() -> None:
     assert scenario_from_dict(FAULT_BASE).cases[0].changes_world
 
@@ -496,20 +485,7 @@ def test_any_mutation_of_fault_keys_raises_nothing_but_scenario_error(data: st.D
         ),
         max_leaves=6,
     )
-    scenario: Any = copy.deepcopy(FAULT_BASE)
-    for _ in range(data.draw(st.integers(1, 3))):
-        path = data.draw(st.sampled_from(_paths(scenario)))
-        new_value = data.draw(values)
-        if not path:
-            scenario = new_value
-            continue
-        parent = scenario
-        for part in path[:-1]:
-            parent = parent[part]
-        if data.draw(st.booleans()) and isinstance(parent, dict):
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = new_value
+    scenario = mutate(data, FAULT_BASE, values)
     try:
         scenario_from_dict(scenario)
     except ScenarioError:

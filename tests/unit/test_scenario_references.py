@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _mutate import mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
@@ -188,36 +189,10 @@ values = st.recursive(
 )
 
 
-def _paths(node: Any, loc: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [loc]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            out += _paths(value, (*loc, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            out += _paths(value, (*loc, index))
-    return out
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_any_mutation_raises_nothing_but_scenario_error(data: st.DataObject) -> None:
-    import copy
-
-    scenario = copy.deepcopy(BASE_DATA)
-    for _ in range(data.draw(st.integers(1, 3))):
-        path = data.draw(st.sampled_from(_paths(scenario)))
-        new_value = data.draw(values)
-        if not path:
-            scenario = new_value
-            continue
-        parent = scenario
-        for part in path[:-1]:
-            parent = parent[part]
-        if data.draw(st.booleans()) and isinstance(parent, dict):
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = new_value
+    scenario = mutate(data, BASE_DATA, values)
     try:
         scenario_from_dict(scenario)  # type: ignore[arg-type]
     except ScenarioError:
