@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session, syntax
 
+from harness._smtp_client_pid import client_pid
 from harness._smtp_endpoint import Reply, SmtpEndpoint
 from harness._smtp_session import SessionRecord, SessionRecorder, describe, format_address
 
@@ -111,14 +112,18 @@ class RecordingSMTP(SMTP):
             return
         self._live.add(self)
         local = transport.get_extra_info("sockname") or ("", 0)
+        remote = transport.get_extra_info("peername")
         self._record = SessionRecord(
             secrets.token_hex(6),
             self.endpoint.host,
             str(local[0]),
             int(local[1]),
-            format_address(transport.get_extra_info("peername")),
+            format_address(remote),
+            client_pid=client_pid((str(remote[0]), int(remote[1])), (str(local[0]), int(local[1])))
+            if isinstance(remote, tuple)
+            else None,
         )
-        self.recorder.emit(self._record.event("connect"))
+        self.recorder.emit(self._record.event("connect", client_pid=self._record.client_pid))
         if self._handler_coroutine is not None:
             # aiosmtpd re-raises ConnectionResetError from this task and nobody awaits it: retrieve it so that
             # asyncio does not report "Task exception was never retrieved".

@@ -58,13 +58,18 @@ def _positive(reply: Reply) -> bool:
 
 @dataclass
 class SessionRecord:
-    """What one connection did; its fields are the ``session`` summary."""
+    """What one connection did; its fields are the ``session`` summary.
+
+    ``client_pid`` is the pid of the process that opened the connection (a Postfix smtp(8) process, as logged in
+    ``postfix/smtp[PID]``), None when it could not be read (see :mod:`harness._smtp_client_pid`).
+    """
 
     session: str
     server: str
     local_address: str
     local_port: int
     client: str
+    client_pid: int | None = None
     ehlo: str | None = None
     starttls: bool = False
     tls: dict[str, Any] | None = None

@@ -6,7 +6,8 @@ the labels ``mxharness=1`` and ``mxharness.run=<run id>`` so that a crashed run'
 
 The pod (design.md): a Postfix container with ``network_mode=none`` (loopback only, no route out) and a peer
 container with ``network_mode=container:<postfix>``, sharing that loopback. The peer binds every scenario address
-on ``lo`` (it needs ``CAP_NET_ADMIN``), serves DNS on 127.0.0.53 and the fake SMTP servers.
+on ``lo`` (it needs ``CAP_NET_ADMIN``), serves DNS on 127.0.0.53 and the fake SMTP servers. It also shares the
+Postfix container's PID namespace, so that a fake server can tell which smtp(8) process opened a connection.
 """
 
 from __future__ import annotations
@@ -197,7 +198,10 @@ class Pod:
             self.peer = self.engine.client.containers.create(
                 self.peer_image,
                 network_mode=f"container:{self.postfix.id}",
-                cap_add=["NET_ADMIN"],
+                # Postfix's PID namespace too: a fake server reads which smtp(8) process opened a connection
+                # (harness._smtp_client_pid), which needs SYS_PTRACE to read the fds of user postfix's processes.
+                pid_mode=f"container:{self.postfix.id}",
+                cap_add=["NET_ADMIN", "SYS_PTRACE"],
                 labels={**self.labels, "mxharness.role": "peer"},
             )
             self.peer.put_archive("/", _tar(files))

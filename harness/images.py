@@ -41,6 +41,7 @@ PEER_MODULES = (
     "errors.py",
     "_dns_zone.py",
     "dns.py",
+    "_smtp_client_pid.py",
     "_smtp_endpoint.py",
     "_smtp_tls.py",
     "_smtp_session.py",

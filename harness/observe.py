@@ -94,6 +94,7 @@ def _sessions(peer_log: Iterable[str]) -> list[dict[str, object]]:
             address, _, port = str(e.get("local")).rpartition(":")
             s["local_address"], s["local_port"] = address.strip("[]"), int(port)
             s["connected"] = e.get("t")
+            s["client_pid"] = e.get("client_pid")
         elif stage in ("ehlo", "helo"):
             s["ehlo"] = e.get("hostname")
         elif stage == "tls":
@@ -122,7 +123,7 @@ def _observed(
     )
     # The moment to match the fake server's session by: Postfix's TLS line of the attempt, else its status line.
     moment = attempt.tls.time.timestamp() if attempt.tls and attempt.tls.time else _when(attempt)
-    server = _server_session(sessions, d.relay_address, d.relay_port, message_id, moment, claimed)
+    server = _server_session(sessions, d.relay_address, d.relay_port, d.pid, message_id, moment, claimed)
     return Observed(
         status=d.status,
         dsn=d.dsn,
@@ -145,13 +146,17 @@ def _server_session(
     sessions: list[dict[str, object]],
     address: str | None,
     port: int | None,
+    pid: int | None,
     message_id: str,
     moment: float,
     claimed: set[int],
 ) -> ServerSession | None:
     """The fake server's session of this attempt: the one that took the message; else, at the relay's address
-    and port, the session not given to another attempt whose TLS handshake (or, without one, its start) is
-    nearest in time to ``moment``: parallel smtp(8) processes interleave, but their handshakes do not coincide.
+    and port, a session not given to another attempt and opened by the attempt's smtp(8) process (``pid``, as
+    the peer read it from /proc), the one whose TLS handshake (or, without one, its start) is nearest in time to
+    ``moment``. Without such a session, by time alone among those whose opener is unknown, then among all (the
+    connection cache hands a connection to another process). The pid comes first because parallel smtp(8)
+    processes may connect within the same millisecond.
 
     ``starttls`` is true when the STARTTLS handshake completed (a TLS event without implicit TLS), not merely
     when the server answered 220 to STARTTLS.
@@ -160,9 +165,12 @@ def _server_session(
         (i, s) for i, s in enumerate(sessions) if s.get("local_address") == address and s.get("local_port") == port
     ]
     took = [(i, s) for i, s in at_relay if any(m.get("message_id") == message_id for m in _list(s.get("messages")))]
+    unclaimed = [(i, s) for i, s in at_relay if i not in claimed and _started(s) <= moment + _SLACK_S]
+    by_this_process = [(i, s) for i, s in unclaimed if pid is not None and s.get("client_pid") == pid]
+    opener_unknown = [(i, s) for i, s in unclaimed if s.get("client_pid") is None]
+    # The last resort, any unclaimed session: a connection cache hands one process's connection to another.
     free = sorted(
-        ((i, s) for i, s in at_relay if i not in claimed and _started(s) <= moment + _SLACK_S),
-        key=lambda pair: abs(_handshake_or_start(pair[1]) - moment),
+        by_this_process or opener_unknown or unclaimed, key=lambda pair: abs(_handshake_or_start(pair[1]) - moment)
     )
     chosen = took[-1:] or free[:1]
     if not chosen:

@@ -276,6 +276,8 @@ def _smtp_entry(time: datetime | None, event: Mapping[str, Any], chains: _Names,
     tone: str | None = None
     if stage == "connect":
         text = f"connection to {who} from {event.get('client')}"
+        if isinstance(event.get("client_pid"), int):
+            text += f" (smtp[{event['client_pid']}] in Postfix's log)"
         chain, leaf_names = chains.get(server, ()), names.get(server, ())
         details = certificate_lines(chain, leaf_names)
     elif stage in ("ehlo", "helo"):
