@@ -12,7 +12,7 @@ Accepted line prefixes: Postfix's own ``maillog_file`` form (Postfix 3.4+) and B
 
 from __future__ import annotations
 
-__all__ = ["parse_line", "parse_lines", "queue_id_of", "queue_ids_mentioned"]
+__all__ = ["has_syslog_prefix", "parse_line", "parse_lines", "parse_message", "queue_id_of", "queue_ids_mentioned"]
 
 import re
 from collections.abc import Iterable
@@ -140,6 +140,49 @@ def parse_line(line: str) -> LogEvent | None:
 def _syslog_prefix(text: str) -> re.Match[str] | None:
     prefix = _SYSLOG_LINE.fullmatch(text) or _RFC5424_LINE.fullmatch(text)
     return prefix if prefix and _is_postfix(prefix["service"]) else None
+
+
+def has_syslog_prefix(line: str) -> bool:
+    """Whether ``line`` starts with a syslog prefix of one of the accepted forms, for any program (Postfix or not).
+
+    Tells a line of another program (``dovecot: imap-login: …``) from a line without a prefix, such as the second
+    half of a log line that a paste wrapped.
+    """
+    text = line.rstrip()
+    if docker := _DOCKER_PREFIX.match(text):
+        text = text[docker.end() :] if _any_syslog_prefix(text[docker.end() :]) else text
+    return _any_syslog_prefix(text)
+
+
+def _any_syslog_prefix(text: str) -> bool:
+    return bool(_SYSLOG_LINE.fullmatch(text) or _RFC5424_LINE.fullmatch(text))
+
+
+def parse_message(text: str, *, service: str, raw: str | None = None) -> LogEvent:
+    """Parse a Postfix message that has no syslog prefix.
+
+    posttls-finger(1) writes its messages to stderr as ``posttls-finger: <message>``; once the program name is
+    removed, the message has the forms of the smtp client's log (the same ``src/tls`` code writes both).
+
+    Args:
+        text: the message, e.g. ``Untrusted TLS connection established to H[A]:25: TLSv1.3 with cipher …``.
+        service: what the event's ``service`` is to say, e.g. ``posttls-finger``.
+        raw: the whole line as read (default: ``text``).
+
+    Returns:
+        The most specific event for the message (:class:`Other` when it has none of the known forms); its
+        ``time`` and ``pid`` are None and ``host`` is empty.
+    """
+    common: dict[str, Any] = {
+        "time": None,
+        "syslog_time": "",
+        "host": "",
+        "service": service,
+        "pid": None,
+        "text": text,
+        "raw": text if raw is None else raw,
+    }
+    return _message_event(text, common)
 
 
 def parse_lines(lines: str | Iterable[str]) -> list[LogEvent]:

@@ -310,3 +310,8 @@ def clean(run_id: str | None, everything: bool) -> None:
     finally:
         engine.close()
     click.echo(f"removed {removed} container(s)")
+
+
+from harness.cli_draft import draft  # noqa: E402  (after `main`: the command module does not import this one)
+
+main.add_command(draft)
