@@ -111,8 +111,13 @@ class Peer:
 
     @property
     def has_certificate(self) -> bool:
-        """Whether anything of the server's certificate was logged."""
-        return bool(self.chain or self.sans or self.common_name or self.printed or self.fingerprint or self.level)
+        """Whether the server presented a certificate: a TLS session or anything of a certificate was logged."""
+        return bool(self.level) or self.described
+
+    @property
+    def described(self) -> bool:
+        """Whether anything of the certificate itself (chain, names, fingerprint) was logged."""
+        return bool(self.chain or self.sans or self.common_name or self.printed or self.fingerprint or self.issuer_cn)
 
 
 @dataclass(frozen=True)

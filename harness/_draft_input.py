@@ -36,6 +36,8 @@ FINGER = "posttls-finger"
 _FINGER_LINE = re.compile(r"posttls-finger: (?P<text>.*)")
 # `$ posttls-finger -c -l secure fastmail.fm`, with or without a shell prompt before it.
 _FINGER_COMMAND = re.compile(r"(?:.*?[\s$#>%])?posttls-finger(?P<args>(?:\s+\S+)+)\s*")
+# A shell prompt and the command of another tool (`$ host -t mx …`, `root@mail:~# dig …`): nothing to draft from.
+_PROMPT = re.compile(r"(?:\S*[@:]\S*)?[$#%] \S.*")
 _JOURNAL_MARKER = re.compile(r"-- .* --")  # journalctl: "-- Logs begin at …", "-- Boot 1a2b… --"
 _QUOTE = re.compile(r"(?:>[ \t]?)+")
 # posttls-finger -C (print_trust_info): " 0 subject: /…", "    issuer: /…", "   cert digest=…", "   pkey digest=…"
@@ -347,7 +349,8 @@ def _unquoted(raw: str) -> str:
 
 def _kind(body: str) -> str:
     """What a physical line is: log, finger, other (another program's syslog line), command, dns, cert-subject,
-    cert-detail, ignore (blank, journald marker, chain heading, PEM) or continuation (none of these)."""
+    cert-detail, ignore (blank, journald marker, chain heading, PEM, another tool's command line) or continuation
+    (none of these)."""
     text = body.strip()
     if not text or _JOURNAL_MARKER.fullmatch(text) or _CHAIN_HEADING.fullmatch(text) or text.startswith("-----"):
         return "ignore"
@@ -361,6 +364,8 @@ def _kind(body: str) -> str:
         return "cert-detail"
     if _FINGER_COMMAND.fullmatch(body):
         return "command"
+    if _PROMPT.fullmatch(text):
+        return "ignore"
     if any(p.fullmatch(text) for p in (_DIG, _HOST_MX, _HOST_ADDRESS, _NSLOOKUP_MX)):
         return "dns"
     return "continuation"

@@ -20,7 +20,6 @@ __all__ = [
     "NOT_OFFERED",
     "NOT_VERIFIED",
     "VERIFYING_LEVELS",
-    "certificate_names",
     "implied_level",
     "logged_level_on",
     "names_match",
@@ -71,23 +70,23 @@ def names_match(names: list[str], pattern: str, *, subdomains: bool = False) -> 
     return False
 
 
-def certificate_names(peer: Peer) -> list[str]:
-    """The names Postfix matches: the DNS SANs, else the CommonName."""
-    if peer.sans:
-        return list(peer.sans)
-    return [peer.common_name] if peer.common_name else []
-
-
-def implied_level(outcome: Outcome | None, relay: Peer | None, nexthop: str) -> tuple[str, str] | None:
+def implied_level(
+    outcome: Outcome | None, relay: Peer | None, nexthop: str, names: list[str]
+) -> tuple[str, str] | None:
     """The security level that explains an outcome, with the reason, or None when the outcome says nothing.
 
     Used only when the configuration given does not set a level for the next-hop (a guess, said as one).
+
+    Args:
+        outcome: the first attempt of a recipient of the next-hop.
+        relay: the server of that attempt.
+        nexthop: the next-hop domain.
+        names: the DNS names of the certificate drafted for the relay (Postfix matches these).
     """
     if relay is None:
         return None
     status = outcome.delivery.status if outcome else None
     reason = outcome.delivery.reason if outcome else ""
-    names = certificate_names(relay)
     by_host = names_match(names, relay.host)
     by_nexthop = names_match(names, nexthop) or names_match(names, nexthop, subdomains=True)
     if NOT_VERIFIED in reason:

@@ -65,16 +65,63 @@ def slug(text: str, *, fallback: str = "x") -> str:
     return words[:50].strip("-") or fallback
 
 
-def draft_pki(peers: list[Peer]) -> DraftedPki:
-    """Draft a certificate (and its CAs) for every server of ``peers`` that showed one or failed its handshake."""
+def draft_pki(groups: list[tuple[str, list[Peer]]]) -> DraftedPki:
+    """Draft a certificate (and its CAs) for every server that presented one or failed its handshake.
+
+    Args:
+        groups: (next-hop, its servers) pairs. A server whose certificate the log does not describe (at
+            ``smtp_tls_loglevel`` 1 only the ``… TLS connection established`` line is logged) is taken to present
+            the certificate of a described server of the same next-hop; when none is described, the undescribed
+            servers of a next-hop share one certificate that names them all.
+    """
     pki = DraftedPki()
     any_trusted = False
-    for peer in peers:
-        if peer.has_certificate or peer.handshake_failed:
-            any_trusted |= _draft_one(pki, peer)
+    for nexthop, peers in groups:
+        undescribed: list[Peer] = []
+        described = None
+        for peer in peers:
+            if peer.described:
+                any_trusted |= _draft_one(pki, peer)
+                described = described or peer
+            elif peer.has_certificate or peer.handshake_failed:
+                undescribed.append(peer)
+        if undescribed and described is not None:
+            for peer in undescribed:
+                pki.cert_of[peer.key] = pki.cert_of[described.key]
+                any_trusted |= _trusted(peer, pki)
+            hosts = ", ".join(p.host for p in undescribed)
+            pki.guesses.append(f"{hosts}: its certificate is not in the log; taken to be {described.host}'s")
+        elif undescribed:
+            any_trusted |= _draft_shared(pki, nexthop, undescribed)
     if pki.cas and not any_trusted:
         pki.guesses.append("no chain in the log was trusted: postfix.trust is empty")
     return pki
+
+
+def _draft_shared(pki: DraftedPki, nexthop: str, peers: list[Peer]) -> bool:
+    """One certificate for servers whose certificates the log does not describe: it names them all."""
+    first = peers[0]
+    notes = [f"the log does not describe it: it names {', '.join(p.host for p in peers)} (the servers' names)"]
+    spec: dict[str, Any] = {}
+    self_signed = any("self-signed" in reason for p in peers for _, _, reason in p.failures)
+    if self_signed:
+        spec["self_signed"] = True
+    else:
+        issuer = _untrusted_issuer(first)
+        if issuer is None:
+            notes.append(f"its issuer is not in the log: a CA 'Unknown CA of {nexthop}' issues it")
+        spec["issuer"] = _add_cas(pki, [issuer or f"/CN=Unknown CA of {nexthop}"[:67]], notes)
+    spec["san"] = list(dict.fromkeys(p.host for p in peers if p.host))
+    spec["key"] = _key(first, None, notes)
+    spec |= _dates(first, None, notes)
+    name = _unique(slug(f"{nexthop}-servers", fallback="servers"), pki.certs)
+    pki.certs[name] = spec
+    pki.guesses.extend(f"certificate {name}: {note}" for note in notes)
+    trusted = False
+    for peer in peers:
+        pki.cert_of[peer.key] = name
+        trusted |= _trusted(peer, pki)
+    return trusted
 
 
 def _draft_one(pki: DraftedPki, peer: Peer) -> bool:
@@ -102,17 +149,18 @@ def _draft_one(pki: DraftedPki, peer: Peer) -> bool:
         spec["self_signed"] = True
     else:
         spec["issuer"] = _add_cas(pki, chain, notes)
+    cn = peer.common_name if peer.common_name and _valid_dn(peer.common_name) else None
     if leaf_subject and _valid_dn(leaf_subject):
         spec["subject"] = leaf_subject
-    elif peer.common_name and _valid_dn(peer.common_name) and not sans:
-        spec["cn"] = peer.common_name
-    if not sans and "subject" in spec and not _names_complete(peer):
-        sans = [n for n in [peer.common_name or ""] if _DNS_NAME.fullmatch(n)]
-        if sans:
-            notes.append(f"its names are not in the log: the CommonName {sans[0]} is taken as its one DNS name")
-    if not sans and "subject" not in spec and "cn" not in spec:
-        sans = [peer.host]
-        notes.append(f"its names are not in the log: {peer.host} (the server's name) is taken")
+    elif cn:
+        spec["cn"] = cn
+    if not sans and not _names_complete(peer):
+        if cn and _DNS_NAME.fullmatch(cn):
+            sans = [cn]
+            notes.append(f"its DNS names are not in the log: its CommonName {cn} is taken as its one name")
+        elif not spec.keys() & {"subject", "cn"}:
+            sans = [peer.host]
+            notes.append(f"its names are not in the log: {peer.host} (the server's name) is taken")
     if sans:
         spec["san"] = sans
     spec["key"] = _key(peer, pem, notes)

@@ -24,6 +24,7 @@ class Placeholders:
     def __init__(self, *, keep: bool = False) -> None:
         self._keep = keep
         self._given: dict[str, str] = {}
+        self._placeholders: set[str] = set()  # what was given out: scrubbing a scrubbed text changes nothing
 
     @property
     def replaced(self) -> int:
@@ -36,9 +37,12 @@ class Placeholders:
         if self._keep or m is None:
             return address
         key = address.casefold()
+        if key in self._placeholders:
+            return address
         if key not in self._given:
             number = len(self._given) + 1
             self._given[key] = f"{'user' if number == 1 else f'user{number}'}@{m['domain'].lower()}"
+            self._placeholders.add(self._given[key])
         return self._given[key]
 
     def scrub(self, text: str) -> str:

@@ -107,7 +107,7 @@ def draft_scenario(
     map_type, map_path, map_notes = policy_map(main, table)
     kept, left_out = client_main_cf(main, given_maps={map_path}) if main else ({}, [])
     found = destinations(facts, paste.commands, relayhost=kept.get("relayhost"))
-    pki = draft_pki([peer for destination in found for peer in destination.hosts])
+    pki = draft_pki([(destination.nexthop, destination.hosts) for destination in found])
     world = draft_world(
         found, paste.dns_answers, pki, placeholders, wrappermode=kept.get("smtp_tls_wrappermode", "no") == "yes"
     )
@@ -241,15 +241,13 @@ def _postfix(
 
 
 def _description(facts: Facts, placeholders: Placeholders) -> str:
-    parts = [
-        f"{placeholders.address(o.delivery.recipient)} {o.delivery.status} {o.delivery.dsn} ({o.delivery.reason})"
-        f" via {o.delivery.relay}"
-        for o in facts.outcomes[:3]
-    ]
-    more = f" and {len(facts.outcomes) - 3} more" if len(facts.outcomes) > 3 else ""
-    return placeholders.scrub(
-        f"Drafted from a report: {'; '.join(parts)}{more}." if parts else "Drafted from posttls-finger output."
-    )
+    if not facts.outcomes:
+        finger = any(p.finger for p in facts.peers.values())
+        return "Drafted from posttls-finger output." if finger else "Drafted from a log without status lines."
+    first = facts.outcomes[0].delivery
+    more = f" (and {len(facts.outcomes) - 1} more recipient(s))" if len(facts.outcomes) > 1 else ""
+    text = f"Drafted from a report: {first.recipient} {first.status}, {first.dsn} ({first.reason}){more}."
+    return placeholders.scrub(text)
 
 
 def _problems(data: dict[str, Any]) -> list[str]:
