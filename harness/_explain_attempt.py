@@ -1,0 +1,333 @@
+"""One connection attempt: what Postfix 3.7's SMTP client does with one server address, step by step.
+
+Rules (Postfix 3.7 ``src/smtp/smtp_proto.c`` ``smtp_start_tls``/``smtp_helo``, ``src/smtp/smtp_connect.c``,
+``src/tls/tls_client.c``; observed on 3.7.11 where marked in ``scenarios/faults``):
+
+* ``none``: no STARTTLS. ``may``: STARTTLS when offered, else plaintext; a refused STARTTLS continues in plaintext.
+  ``encrypt`` and above: not offered → ``4.7.4 TLS is required, but was not offered by host H[A]``; refused →
+  the server's reply and DSN (4xx defers, 5xx bounces: ``smtp_site_fail``).
+* A handshake that fails (``tls.handshake: abort``, no common TLS version) → ``4.7.5 Cannot start TLS: handshake
+  failure``, at ``may`` too on the first attempt (the plaintext retry waits for ``minimal_backoff_time``).
+  At levels that check the certificate Postfix runs OpenSSL at security level 1, where OpenSSL 3 refuses the SHA-1
+  signatures of TLSv1/TLSv1.1 (observed on 3.7.11, scenarios/faults/tls-versions.yaml).
+* ``may``/``encrypt``: the certificate is not checked; the TLS line says ``Trusted`` when the chain verifies, else
+  ``Untrusted`` (``Anonymous`` only without a server certificate). ``fingerprint``: a digest must match →
+  ``Verified``. ``verify``/``secure``: the chain must verify and a reference name match → ``Verified``;
+  otherwise ``4.7.5 Server certificate not verified``. The TLS line of such a failure says ``Untrusted`` on
+  3.6.0 to 3.10.3 (OpenSSL's host check is part of chain verification there) and ``Trusted`` for a trusted chain with a
+  wrong name on ≤ 3.5 and ≥ 3.10.4 (postfix-tls-notes.md).
+* Every failure here is soft except a 5xx reply: Postfix tries the next address, and reports the last one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from harness._explain_inputs import CaseInputs
+from harness._explain_names import CertNames, NameCheck, ReferenceName, certificate_names, check_names, references
+from harness._explain_policy import TlsPolicy
+from harness._explain_route import Address, MxHost, Route
+from harness._explain_smtp import Outcome, Slowness, after_tls, ehlo_offers_starttls, opening, reply_dsn, slowness
+from harness._explain_trust import ChainCheck, DigestOf, check_chain, check_fingerprints, common_names
+from harness.model import ServerSpec
+
+__all__ = ["Attempt", "Outcome", "attempt"]
+
+_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+
+
+_PENDING = Outcome("deferred", "4.0.0", "", "none", "soft")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One address tried, with the reasoning.
+
+    Attributes:
+        host, address: where.
+        outcome: how it ended.
+        steps: the reasoning in plain words, in order.
+        cert: the ``pki.certs`` NAME the server presented (None without TLS).
+        cert_names: its names as OpenSSL matches them.
+        references: the reference names checked (``verify``/``secure``).
+        names: the name check's outcome.
+        chain: the chain check's outcome.
+        sni: the SNI name Postfix sent (None: none).
+    """
+
+    host: MxHost
+    address: Address
+    outcome: Outcome
+    steps: tuple[str, ...]
+    cert: str | None = None
+    cert_names: CertNames | None = None
+    references: tuple[ReferenceName, ...] = ()
+    names: NameCheck | None = None
+    chain: ChainCheck | None = None
+    sni: str | None = None
+
+
+def attempt(
+    inputs: CaseInputs,
+    policy: TlsPolicy,
+    rt: Route,
+    host: MxHost,
+    address: Address,
+    recipient: str,
+    *,
+    digest_of: DigestOf | None = None,
+) -> Attempt:
+    """Follow Postfix through one connection to ``address`` of ``host`` for ``recipient``."""
+    steps: list[str] = []
+    at = f"{host.name}[{address.text}]:{rt.port}"
+
+    def done(outcome: Outcome) -> Attempt:
+        return Attempt(host, address, outcome, tuple(steps))
+
+    if policy.level == "invalid":
+        steps.append(f"Postfix warns ({policy.problem}) and skips the host: TLS policy lookup failed.")
+        return done(Outcome("deferred", "4.7.5", "client TLS configuration problem", "none", "skip"))
+    level = policy.level
+    wrapper = inputs.param("smtp_tls_wrappermode", policy.service).value.lower() in ("yes", "true", "1")
+    if wrapper and level in ("none", "may"):
+        steps.append('smtp_tls_wrappermode = yes needs "encrypt" or stronger: Postfix warns and skips the host.')
+        return done(Outcome("deferred", "4.3.0", "server unavailable or unable to receive mail", "none", "silent"))
+    if address.server is None:
+        steps.append(f"Nothing listens at {address.text} port {rt.port}: the connection is refused.")
+        return done(Outcome("deferred", "4.4.1", f"connect to {at}: Connection refused", "none", "refused"))
+    server = inputs.servers[address.server]
+    slow = slowness(inputs, policy, server, at)
+    result = _session(inputs, policy, rt, host, address, server, recipient, steps, slow, wrapper, digest_of)
+    sasl = inputs.param("smtp_sasl_auth_enable", policy.service).value.lower() in ("yes", "true", "1")
+    if sasl and server.auth and result.outcome.certain:
+        note = "SASL authentication (smtp_sasl_auth_enable = yes) is not modelled"
+        result = replace(result, outcome=replace(result.outcome, certain=False, note=note))
+    return result
+
+
+def _session(
+    inputs: CaseInputs,
+    policy: TlsPolicy,
+    rt: Route,
+    host: MxHost,
+    address: Address,
+    server: ServerSpec,
+    recipient: str,
+    steps: list[str],
+    slow: Slowness,
+    wrapper: bool,
+    digest_of: DigestOf | None,
+) -> Attempt:
+    """The connection once a server answers: greeting, EHLO, STARTTLS, handshake, then the certificate."""
+    at = f"{host.name}[{address.text}]:{rt.port}"
+    level = policy.level
+
+    def done(outcome: Outcome) -> Attempt:
+        return Attempt(host, address, outcome, tuple(steps))
+
+    def plaintext(why: str) -> Attempt:
+        steps.append(why)
+        return done(after_tls(server, recipient, "none", at, steps, slow))
+
+    implicit = rt.port in server.implicit_tls
+    if implicit and not wrapper:
+        steps.append(f"Port {rt.port} speaks TLS from the first byte; Postfix waits for a plaintext greeting.")
+        reason = f"conversation with {at} timed out while receiving the initial server greeting"
+        return done(Outcome("deferred", "4.4.2", reason, "none", "soft"))
+    if wrapper and not implicit:
+        note = "smtp_tls_wrappermode = yes against a plaintext port is not modelled"
+        return done(Outcome("deferred", "4.7.5", "Cannot start TLS: handshake failure", "none", "soft", False, note))
+    if not wrapper:
+        unusual = opening(server, slow)
+        if unusual is not None:
+            steps.append(unusual.note)
+            return done(unusual)
+    if level == "none":
+        return plaintext('Security level "none": Postfix does not use STARTTLS.')
+    if not wrapper:
+        engine = _engine_problem(inputs, policy)
+        if engine:
+            steps.append(engine)
+            if level == "may":
+                return plaintext('At "may" Postfix then delivers in plaintext.')
+            reason = "TLS is required, but our TLS engine is unavailable"
+            return done(Outcome("deferred", "4.7.5", reason, "none", "soft"))
+        if server.cert is None or not server.starttls or not ehlo_offers_starttls(server):
+            why = "it has no certificate" if server.cert is None else "its EHLO reply does not list STARTTLS"
+            steps.append(f"The server does not offer STARTTLS ({why}).")
+            if level == "may":
+                return plaintext('At "may" Postfix continues in plaintext.')
+            reason = f"TLS is required, but was not offered by host {at}"
+            return done(Outcome("deferred", "4.7.4", reason, "none", "soft"))
+        timed_out = slow("starttls", "none")
+        if timed_out is not None:
+            steps.append(timed_out.note)
+            return done(timed_out)
+        refusal = server.replies.starttls
+        if refusal == "drop":
+            note = "a connection dropped after STARTTLS is not modelled"
+            return done(Outcome("deferred", "4.4.2", "lost connection", "none", "soft", False, note))
+        if refusal is not None and not refusal.startswith("2"):
+            steps.append(f"The server answers STARTTLS with {refusal!r}.")
+            if level == "may":
+                return plaintext('At "may" Postfix continues in plaintext.')
+            code, dsn = reply_dsn(refusal)
+            status, kind = ("bounced", "hard") if code.startswith("5") else ("deferred", "soft")
+            reason = f"TLS is required, but host {at} refused to start TLS: {refusal}"
+            return done(Outcome(status, dsn, reason, "none", kind))
+        steps.append("The server offers STARTTLS and Postfix uses it.")
+    else:
+        steps.append(f"smtp_tls_wrappermode = yes: TLS from the first byte on port {rt.port}.")
+    failure = _handshake_problem(server, policy)
+    if failure:
+        steps.append(failure)
+        return done(Outcome("deferred", "4.7.5", "Cannot start TLS: handshake failure", "none", "soft"))
+    return _certificate(inputs, policy, rt, host, address, server, recipient, steps, slow, digest_of)
+
+
+def _certificate(
+    inputs: CaseInputs,
+    policy: TlsPolicy,
+    rt: Route,
+    host: MxHost,
+    address: Address,
+    server: ServerSpec,
+    recipient: str,
+    steps: list[str],
+    slow: Slowness,
+    digest_of: DigestOf | None,
+) -> Attempt:
+    """The certificate part: SNI, chain, names or fingerprint, and the resulting TLS line and status."""
+    at = f"{host.name}[{address.text}]:{rt.port}"
+    sni = {"": None, "hostname": host.name, "nexthop": rt.nexthop}.get(policy.servername, policy.servername)
+    chosen = server.cert
+    assert chosen is not None
+    if sni is not None:
+        by_sni = {k.lower(): v for k, v in server.sni.items()}.get(sni.lower())
+        steps.append(
+            f"Postfix sends SNI {sni} ({policy.servername_origin}); the server presents "
+            f"{'certificate ' + by_sni if by_sni else 'its default certificate ' + chosen}."
+        )
+        chosen = by_sni or chosen
+    elif server.sni:
+        steps.append(
+            f"Postfix sends no SNI ({policy.servername_origin}): the server presents its default certificate {chosen}."
+        )
+    spec = inputs.certs[chosen]
+    cert_names = certificate_names(spec.san, common_names(spec))
+    chain = check_chain(
+        chosen, certs=inputs.certs, cas=inputs.cas, chain=server.chain, trust=inputs.trust, now=inputs.now
+    )
+    trust_words = "verifies" if chain.trusted else f"does not verify ({chain.problem})"
+    steps.append(f"Certificate {chosen}: {cert_names.describe()}. Its chain {trust_words}: {' ← '.join(chain.path)}.")
+    base = Attempt(host, address, _PENDING, (), cert=chosen, cert_names=cert_names, chain=chain, sni=sni)
+
+    def done(outcome: Outcome, refs: tuple[ReferenceName, ...] = (), names: NameCheck | None = None) -> Attempt:
+        return replace(base, outcome=outcome, steps=tuple(steps), references=refs, names=names)
+
+    plain_tls = "Trusted" if chain.trusted else "Untrusted"
+    level = policy.level
+    if level in ("may", "encrypt"):
+        steps.append(f'At "{level}" Postfix does not check the certificate: TLS is "{plain_tls}".')
+        out = after_tls(server, recipient, plain_tls, at, steps, slow)
+        caveat = _cipher_caveat(inputs, policy)
+        return done(replace(out, certain=False, note=caveat) if caveat else out)
+    not_verified = Outcome("deferred", "4.7.5", "Server certificate not verified", "Untrusted", "soft")
+    if level == "fingerprint":
+        digest = inputs.param("smtp_tls_fingerprint_digest", policy.service).value
+        fp = check_fingerprints(policy.match, chosen, digest=digest, digest_of=digest_of)
+        steps.append(f"Fingerprint check ({policy.match_origin}): {fp.why}.")
+        if fp.matched is None:
+            return done(replace(not_verified, certain=False, note=fp.why))
+        if fp.matched:
+            return done(after_tls(server, recipient, "Verified", at, steps, slow))
+        steps.append("OpenSSL: num=65:no matching DANE TLSA records; Postfix defers.")
+        return done(not_verified)
+    refs, warnings = references(policy.match, nexthop=rt.nexthop, hostname=host.name)
+    names = check_names(refs, cert_names)
+    for warning in warnings:
+        steps.append(f"Postfix warns: {warning}.")
+    steps.append(_names_step(refs, names, policy))
+    if chain.trusted and names.matched:
+        return done(after_tls(server, recipient, "Verified", at, steps, slow), refs, names)
+    tls = "Untrusted" if not chain.trusted else _mismatch_tls(inputs.release)
+    problem = (
+        chain.problem
+        if not chain.trusted
+        else ("num=64:IP address mismatch" if not names.ip_ok else "num=62:hostname mismatch")
+    )
+    steps.append(
+        f'Postfix logs "server certificate verification failed for {at}: {problem}", then "{tls} TLS '
+        'connection established", and defers: Server certificate not verified.'
+    )
+    return done(replace(not_verified, tls=tls), refs, names)
+
+
+def _names_step(refs: tuple[ReferenceName, ...], names: NameCheck, policy: TlsPolicy) -> str:
+    listed = ", ".join(r.describe() for r in refs) or "none"
+    head = f"Names checked: {listed}."
+    if names.matched:
+        pairs = ", ".join(f"{cert} matches {ref}" for ref, cert in names.matches) or f"IP address {names.ip_required}"
+        return f"{head} The certificate's {pairs}."
+    if not refs:
+        return f"{head} With no name to check Postfix fails the check."
+    if not names.ip_ok:
+        return f"{head} The IP address {names.ip_required} is not an IP subjectAltName of the certificate."
+    return f"{head} None of them matches a name of the certificate."
+
+
+def _engine_problem(inputs: CaseInputs, policy: TlsPolicy) -> str | None:
+    """Why Postfix's TLS engine would not start (a client certificate file that does not exist), if so."""
+    cert_file = inputs.param("smtp_tls_cert_file", policy.service).value
+    if cert_file and cert_file not in inputs.maps:
+        return f"smtp_tls_cert_file = {cert_file} does not exist: Postfix's TLS engine is unavailable."
+    return None
+
+
+def _handshake_problem(server: ServerSpec, policy: TlsPolicy) -> str | None:
+    """Why the TLS handshake fails, or None."""
+    if server.tls.handshake == "abort":
+        return "The server accepts STARTTLS and closes the connection before the handshake."
+    low = _VERSIONS.index(server.tls.min_version or "TLSv1.2")
+    high = _VERSIONS.index(server.tls.max_version or "TLSv1.3")
+    client = _client_versions(policy.protocols)
+    if policy.level in ("fingerprint", "verify", "secure"):
+        client &= {"TLSv1.2", "TLSv1.3"}
+    common = [v for v in _VERSIONS[low : high + 1] if v in client]
+    if not common:
+        return (
+            f"No TLS version in common: the server allows {_VERSIONS[low]} to {_VERSIONS[high]}, Postfix "
+            f'{", ".join(v for v in _VERSIONS if v in client) or "none"} at "{policy.level}" '
+            f"(protocols {policy.protocols!r}; levels that check the certificate need TLSv1.2+ with OpenSSL 3)."
+        )
+    return None
+
+
+def _client_versions(spec: str) -> set[str]:
+    """The TLS versions a Postfix protocols setting allows (``>=TLSv1.2``, ``!TLSv1, !TLSv1.1``, ``TLSv1.3``)."""
+    allowed = set(_VERSIONS)
+    included: set[str] = set()
+    for token in spec.replace(",", " ").replace(":", " ").split():
+        if token.startswith(">=") and token[2:] in _VERSIONS:
+            allowed &= set(_VERSIONS[_VERSIONS.index(token[2:]) :])
+        elif token.startswith("<=") and token[2:] in _VERSIONS:
+            allowed &= set(_VERSIONS[: _VERSIONS.index(token[2:]) + 1])
+        elif token.startswith("!"):
+            allowed.discard(token[1:])
+        elif token in _VERSIONS:
+            included.add(token)
+    return allowed & included if included else allowed
+
+
+def _cipher_caveat(inputs: CaseInputs, policy: TlsPolicy) -> str:
+    """Cipher list settings that can change whether a chain counts as trusted (``@SECLEVEL``): not modelled."""
+    for name in ("tls_high_cipherlist", "tls_medium_cipherlist", "tls_low_cipherlist"):
+        if "SECLEVEL" in inputs.param(name, policy.service).value.upper():
+            return f"{name} with @SECLEVEL is not modelled"
+    return ""
+
+
+def _mismatch_tls(release: str) -> str:
+    """The TLS line's level for a trusted chain with a wrong name: ``Untrusted`` on 3.6.0 to 3.10.3."""
+    parts = tuple(int(p) for p in release.split(".") if p.isdigit())
+    return "Untrusted" if (3, 6) <= parts[:2] and parts < (3, 10, 4) else "Trusted"
