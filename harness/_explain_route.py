@@ -195,15 +195,12 @@ def _host(inputs: CaseInputs, name: str, pref: int | None, port: int) -> MxHost 
     protocols = inputs.param("inet_protocols").value.replace(",", " ").split()
     v4 = "all" in protocols or "ipv4" in protocols
     v6 = "all" in protocols or "ipv6" in protocols
-    values = [(v, i) for i, v in enumerate(node.A or [])] if v4 else []
-    values += [(v, i) for i, v in enumerate(node.AAAA or [])] if v6 else []
+    values = [*(node.A or [] if v4 else []), *(node.AAAA or [] if v6 else [])]
     addresses = []
-    for value, index in values:
+    for value in values:
         if value == "auto":
             server = _server_key(inputs, owner)
-            addresses.append(
-                Address(f"auto#{index + 1} of {owner}", server if _listens(inputs, server, port) else None)
-            )
+            addresses.append(Address("auto", server if _listens(inputs, server, port) else None))
         else:
             addresses.append(_address(inputs, value, port, owner=owner))
     note = f"CNAME → {owner}" if owner != name else ""

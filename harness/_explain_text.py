@@ -39,7 +39,7 @@ def render(e: Explanation) -> list[str]:
             for fix in e.fixes:
                 out.append(f"    - {fix.change}")
                 out.append(f"      → {outcome_words(fix.after)}; trade-off: {fix.trade_off}")
-        elif d.policy is not None and d.attempts:
+        elif e.fixes_searched and d.policy is not None and d.attempts:
             out.append("  no change to the TLS settings that the model tried makes it deliver")
     return [readable(line) for line in out]
 
@@ -107,25 +107,38 @@ def _policy_lines(d: Decision) -> list[str]:
 def _attempt_lines(attempts: tuple[Attempt, ...]) -> list[str]:
     out: list[str] = []
     previous: Attempt | None = None
-    for a in attempts:
+    for number, a in enumerate(attempts):
         where = f"{a.host.name}[{a.address.text}]"
-        if previous is not None and previous.steps == a.steps:
-            out.append(f"  {where}: the same, {_attempt_end(a)}")
+        last = number == len(attempts) - 1
+        if previous is not None and _same(previous, a):
+            out.append(f"  {where}: the same, {_attempt_end(a, last=last)}")
             continue
         note = f" ({a.host.note})" if a.host.note else ""
         out.append(f"  {where}{note}:")
         out += [f"    - {step}" for step in a.steps]
-        out.append(f"    → {_attempt_end(a)}")
+        out.append(f"    → {_attempt_end(a, last=last)}")
         previous = a
     return out
 
 
-def _attempt_end(a: Attempt) -> str:
+def _same(one: Attempt, other: Attempt) -> bool:
+    """Whether two attempts went the same way, apart from the host and address they name."""
+
+    def plain(a: Attempt) -> tuple[str, ...]:
+        return tuple(s.replace(f"{a.host.name}[{a.address.text}]", "H").replace(a.host.name, "H") for s in a.steps)
+
+    return plain(one) == plain(other) and one.outcome.kind == other.outcome.kind
+
+
+def _attempt_end(a: Attempt, *, last: bool) -> str:
     o = a.outcome
     if o.kind == "sent":
         return f"sent, TLS {o.tls}"
-    next_step = {"soft": "; Postfix tries the next address", "hard": "; Postfix bounces the message now"}
-    return f"{o.status} {o.dsn}, TLS {o.tls} ({o.reason}){next_step.get(o.kind, '')}"
+    if o.kind == "hard":
+        then = "; Postfix bounces the message now"
+    else:
+        then = "; no address is left" if last else "; Postfix tries the next address"
+    return f"{o.status} {o.dsn}, TLS {o.tls} ({o.reason}){then}"
 
 
 def why(d: Decision) -> list[str]:

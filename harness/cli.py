@@ -315,3 +315,7 @@ def clean(run_id: str | None, everything: bool) -> None:
 from harness.cli_draft import draft  # noqa: E402  (after `main`: the command module does not import this one)
 
 main.add_command(draft)
+
+from harness.cli_explain import explain  # noqa: E402  (after `main`, as above)
+
+main.add_command(explain)

@@ -118,6 +118,7 @@ class Explanation:
         release: the Postfix release modelled.
         decision: the reasoning and prediction.
         fixes: changes that would make a message that is not sent deliver (empty when sent, or none was found).
+        fixes_searched: whether changes were looked for.
     """
 
     scenario: str
@@ -126,6 +127,7 @@ class Explanation:
     release: str
     decision: Decision
     fixes: tuple[Fix, ...] = ()
+    fixes_searched: bool = False
 
     @property
     def prediction(self) -> Prediction:
@@ -240,11 +242,12 @@ def disagreements(
 def _explanation(inputs: CaseInputs, recipient: str, *, digest_of: DigestOf | None, fixes: bool) -> Explanation:
     decision = decide(inputs, recipient, digest_of=digest_of)
     found: tuple[Fix, ...] = ()
-    if fixes and decision.prediction.status not in ("sent", None):
+    searched = fixes and decision.prediction.status not in ("sent", None)
+    if searched:
         from harness._explain_fixes import find_fixes
 
         found = find_fixes(inputs, decision, digest_of=digest_of)
-    return Explanation(inputs.scenario, inputs.case, recipient, inputs.release, decision, found)
+    return Explanation(inputs.scenario, inputs.case, recipient, inputs.release, decision, found, searched)
 
 
 def _unknown(why: str) -> Prediction:

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness._explain_report import disagreement_lines, explanation_lines
 from harness.model import Expect
 from harness.results import CaseResult, RecipientResult, ServerSession
 from harness.trace import LEAF_NAMES_LABEL, build_timeline, dns_queries, split_docker_time
@@ -301,7 +302,8 @@ def failure_details(case: CaseResult) -> str:
 
     Per failed recipient: each ``expect`` key with expected and observed, the observed status line, the Postfix
     log lines of its queue id, and what the fake server saw (STARTTLS, TLS version and cipher, SNI, the
-    certificate chain it presented). Then the DNS queries the case made. For a case that could not finish: the
+    certificate chain it presented), and the TLS model's account of it (:mod:`harness.explain`, when the scenario
+    file can be read again). Then the DNS queries the case made. For a case that could not finish: the
     error and the log tails. Plain text (no markup), for the terminal and for pytest's failure report.
     """
     out = [f"{case.source_file}: {case.scenario} / {case.case}: FAILED (Postfix {case.release or '?'})"]
@@ -314,6 +316,7 @@ def failure_details(case: CaseResult) -> str:
     for r in case.recipients:
         if not r.passed:
             out.extend(recipient_details(r, case))
+            out.extend(explanation_lines(case, r.recipient))  # the TLS model's account (harness/explain.py)
     queries = dns_queries(case)
     out.append(f"  DNS queries made ({len(queries)}):" if queries else "  DNS queries made: none")
     out.extend(f"    {q.summary()}" for q in queries)
@@ -399,7 +402,8 @@ def print_trace(case: CaseResult, console: Console) -> None:
 
 
 def print_results(results: list[CaseResult], console: Console | None = None) -> None:
-    """Print :func:`results_view` at the console's width, then the details of every failed case."""
+    """Print :func:`results_view` at the console's width, then the details of every failed case, then, in bold red,
+    every recipient on which the TLS model and Postfix disagree (:mod:`harness._explain_report`)."""
     console = console or make_console()
     for number, (heading, rows) in enumerate(results_view(results, console.width)):
         if number:
@@ -410,3 +414,6 @@ def print_results(results: list[CaseResult], console: Console | None = None) -> 
         if not case.passed:
             console.print()
             console.print(failure_details(case), markup=False, highlight=False, soft_wrap=True)
+    if disagreement := disagreement_lines(results):  # last, where it is seen: the model is wrong, or Postfix moved
+        console.print()
+        console.print(Text("\n".join(disagreement), style="bold red"), soft_wrap=True)
