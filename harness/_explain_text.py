@@ -176,8 +176,8 @@ def _why_not_verified(d: Decision, a: Attempt) -> list[str]:
         return ['No fingerprint in the match list is this certificate\'s; at "fingerprint" nothing else counts.']
     if not a.chain.trusted:
         return [
-            f'the certificate\'s chain does not verify ({a.chain.problem}); at "{policy.level}" that alone defers '
-            "the mail, whatever names the certificate carries"
+            f'The certificate\'s chain does not verify ({a.chain.problem}). At "{policy.level}" that alone defers '
+            "the mail, whatever names the certificate carries."
         ]
     names = a.cert_names.host_names if a.cert_names else ()
     listed = ", ".join(names) or "no DNS name"
