@@ -12,8 +12,9 @@ influencing each other: every next-hop is different, so a deferral of one does n
   other letter case; the global ``smtp_tls_secure_cert_match``;
 * certificate names (:data:`LAYOUTS`): exact MX name, wildcard, parent wildcard, CN only, a subjectAltName beside a
   matching CN, MX under another domain, the next-hop's own name, a subdomain of the next-hop;
-* trusted or untrusted chain; MX next-hop, bracketed next-hop (``transport_maps``: ``smtp:[host]``) and a
-  bracketed next-hop with a port.
+* trusted or untrusted chain; MX next-hop, bracketed next-hop (``transport_maps``: ``smtp:[host]``), a
+  bracketed next-hop with a port, ``relayhost = [host]:587``, and ``transport_maps`` ``smtp:`` (an empty next-hop:
+  the recipient domain again, despite ``relayhost``).
 
 :func:`matrix_scenario` builds the scenario (no expectations: the model's predictions are the expectations,
 compared by the differential test and ``bench/bench_explain.py``).
@@ -46,6 +47,7 @@ LAYOUTS = {
 }
 _MATCHES = ("", "hostname", "nexthop", "dot-nexthop", ".parent", "LITERAL")
 _SERVICES = {level: f"smtp-{level}" for level in ("encrypt", "verify", "secure")}
+_PORTS = {"bracketed-port": 2525, "relayhost": 587}
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class Combination:
         match: the ``match=`` written ("" for none).
         layout: a key of :data:`LAYOUTS`.
         trusted: whether the certificate's CA is trusted.
-        kind: ``mx``, ``bracketed`` or ``bracketed-port``.
+        kind: ``mx``, ``bracketed``, ``bracketed-port``, ``relayhost`` or ``transport-reset``.
         domain, host: the recipient domain and its MX (or bracketed) host.
     """
 
@@ -115,6 +117,9 @@ def _specs() -> Iterator[_Spec]:
     for case, level in (("global-verify", "verify"), ("global-secure", "secure"), ("global-secure-match", "secure")):
         for layout, kind in itertools.product(layouts, kinds):
             yield case, level, "main.cf", "", True, kind, layout
+    yield "relayhost", "secure", "policy", "", True, "relayhost", "exact"
+    for level, layout in itertools.product(("verify", "secure"), ("exact", "provider")):
+        yield "relayhost", level, "policy", "", True, "transport-reset", layout
 
 
 def combinations() -> list[Combination]:
@@ -122,14 +127,16 @@ def combinations() -> list[Combination]:
     out = []
     for number, (case, level, source, match, trusted, kind, layout) in enumerate(_specs()):
         ident = f"c{number:03d}"
-        domain, host = _names(ident, layout, source)
+        domain, host = _names(ident, layout, source, kind)
         out.append(Combination(ident, case, level, source, match, layout, trusted, kind, domain, host))
     return out
 
 
-def _names(ident: str, layout: str, source: str) -> tuple[str, str]:
+def _names(ident: str, layout: str, source: str, kind: str) -> tuple[str, str]:
     """(recipient domain, MX host) of a combination."""
     domain = f"sub.{ident}.example" if source == "parent" else f"{ident}.example"
+    if kind == "relayhost":
+        return domain, f"relay-{ident}.example"
     if layout == "parent-wildcard":
         domain = f"{ident}.wild.example"
     if layout == "provider":
@@ -168,7 +175,9 @@ def _match_value(c: Combination) -> str:
 def _policy_line(c: Combination) -> str | None:
     if c.source not in ("policy", "parent"):
         return None
-    key = {"mx": c.domain, "bracketed": f"[{c.host}]", "bracketed-port": f"[{c.host}]:2525"}[c.kind]
+    key = {"bracketed": f"[{c.host}]", "bracketed-port": f"[{c.host}]:2525", "relayhost": f"[{c.host}]:587"}.get(
+        c.kind, c.domain
+    )
     if c.source == "parent":
         key = "." + c.domain.split(".", 1)[1]
     match = _match_value(c)
@@ -176,10 +185,12 @@ def _policy_line(c: Combination) -> str | None:
 
 
 def _transport_line(c: Combination) -> str | None:
+    if c.kind == "relayhost":
+        return None
     transport = _SERVICES[c.level] if c.source == "master.cf -o" else ("smtp" if c.kind != "mx" else "")
     if not transport:
         return None
-    nexthop = {"mx": "", "bracketed": f"[{c.host}]", "bracketed-port": f"[{c.host}]:2525"}[c.kind]
+    nexthop = {"bracketed": f"[{c.host}]", "bracketed-port": f"[{c.host}]:2525"}.get(c.kind, "")
     return f"{c.domain} {transport}:{nexthop}"
 
 
@@ -196,6 +207,9 @@ def matrix_scenario(combos: list[Combination] | None = None) -> Scenario:
             main_cf["smtp_tls_security_level"] = mine[0].level
         if case == "global-secure-match":
             main_cf["smtp_tls_secure_cert_match"] = "hostname, nexthop, dot-nexthop"
+        for c in mine:
+            if c.kind == "relayhost":
+                main_cf["relayhost"] = f"[{c.host}]:587"
         cases.append(
             {
                 "name": case,
@@ -208,9 +222,7 @@ def matrix_scenario(combos: list[Combination] | None = None) -> Scenario:
                 },
                 "pki": {"certs": {c.id: _certificate(c) for c in mine}},
                 "dns": _dns(mine),
-                "servers": {
-                    c.host: {"cert": c.id, "ports": [2525] if c.kind == "bracketed-port" else [25]} for c in mine
-                },
+                "servers": {c.host: {"cert": c.id, "ports": [_PORTS.get(c.kind, 25)]} for c in mine},
                 "send": [{"to": c.recipient} for c in mine],
             }
         )

@@ -17,14 +17,14 @@ def test_the_matrix_covers_every_dimension_the_model_is_held_to() -> None:
     assert len(combos) >= 300
     assert {c.level for c in combos} == {"none", "may", "encrypt", "fingerprint", "verify", "secure"}
     assert {c.layout for c in combos} == set(LAYOUTS)
-    assert {c.kind for c in combos} == {"mx", "bracketed", "bracketed-port"}
+    assert {c.kind for c in combos} == {"mx", "bracketed", "bracketed-port", "relayhost", "transport-reset"}
     assert {c.source for c in combos} == {"policy", "parent", "main.cf", "master.cf -o"}
     assert {c.trusted for c in combos} == {True, False}
     matches = {c.match for c in combos if c.level in ("verify", "secure")}
     assert {"", "hostname", "nexthop", "dot-nexthop", ".parent", "LITERAL"} <= matches
     assert len({c.recipient for c in combos}) == len(combos)  # one next-hop each: no deferral suspends another
     per_case = collections.Counter(c.case for c in combos)
-    assert len(per_case) <= 6 and max(per_case.values()) <= 130  # few pods; auto addresses from one /24 each
+    assert len(per_case) <= 7 and max(per_case.values()) <= 130  # few pods; auto addresses from one /24 each
 
 
 def test_the_model_is_sure_of_every_combination_and_predicts_both_outcomes() -> None:
