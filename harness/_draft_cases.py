@@ -83,6 +83,8 @@ def draft_cases(
                 (h for h in destination.hosts if h.host.lower() == (outcome.delivery.relay_host or "").lower()), None
             )
             expect, comment = _expect(outcome, peer, pki, release, release_name)
+            if "reason" in expect:
+                expect["reason"] = placeholders.scrub(expect["reason"])
             if not extra_mx.get(destination.nexthop) and peer is not None and peer is destination.hosts[-1]:
                 expect["relay"] = peer.host
             _check(cases, destination, outcome, level)

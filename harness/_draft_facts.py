@@ -12,7 +12,7 @@ process (found by :class:`harness.maillog.DeliveryTracker`, as the harness finds
 
 from __future__ import annotations
 
-__all__ = ["Facts", "Outcome", "Peer", "PeerKey", "collect_facts"]
+__all__ = ["Facts", "Outcome", "Peer", "PeerKey", "collect_facts", "is_host_name"]
 
 import ipaddress
 import re
@@ -53,6 +53,10 @@ _FAILED_SESSION = re.compile(
     r"Failed to establish session to (?P<dest>\S+) via (?P<host>[^\s:\[\]]+):(?P<port>\d+): (?P<reason>.*)"
 )
 _EHLO_REPLY = re.compile(r"< 250[ -](?P<keyword>\S+)")
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+# A recipient the harness can send to (harness.model.Message.to) with a domain that can be in the fake DNS.
+_RECIPIENT = re.compile(rf"(?:[^@\s\"]+|\"[^\"]+\")@{_LABEL}(?:\.{_LABEL})*")
 
 
 @dataclass
@@ -195,7 +199,11 @@ def collect_facts(paste: Paste) -> Facts:
 
 
 def _peer(peers: dict[PeerKey, Peer], host: str, address: str, port: int | None, origin: Origin) -> Peer:
+    """The peer of that name, address and port, added when new. A name that is no host name (a line mangled in
+    the paste) gives a peer that is not kept."""
     key = (host, address, port or 25)
+    if not _HOST_NAME.fullmatch(host):
+        return Peer(host, address, key[2], origin)
     if key not in peers:
         peers[key] = Peer(host, address, key[2], origin)
     return peers[key]
@@ -269,6 +277,11 @@ def _note_text(peers: dict[PeerKey, Peer], event: LogEvent, origin: Origin) -> P
     return None
 
 
+def is_host_name(name: str) -> bool:
+    """Whether ``name`` can be a host or domain name of the fake DNS (letters, digits, ``-``, ``_``, dots)."""
+    return bool(_HOST_NAME.fullmatch(name))
+
+
 def _add_san(peer: Peer, name: str) -> None:
     if name not in peer.sans:
         peer.sans.append(name)
@@ -303,6 +316,9 @@ def _outcomes(
         if not _smtp_relay(delivery):
             passed_over.append(f"{where}, relay={delivery.relay}: not an SMTP delivery to another server")
             continue
+        if not _RECIPIENT.fullmatch(delivery.recipient):
+            passed_over.append(f"{where}: not a mail address the harness can send to")
+            continue
         if delivery.recipient.casefold() in outcomes:
             passed_over.append(f"{where}: the same recipient again (the first message counts)")
             continue
@@ -314,7 +330,7 @@ def _outcomes(
                 tried.append(peer)
         if delivery.relay_host is not None and delivery.relay_address is not None:
             relay = _peer(peers, delivery.relay_host, delivery.relay_address, delivery.relay_port, origin).key
-            tried = [key for key in tried if key != relay] + [relay]
+            tried = [key for key in tried if key != relay] + ([relay] if relay in peers else [])
         outcomes[delivery.recipient.casefold()] = Outcome(origin, delivery, tuple(tried))
     return tuple(outcomes.values()), tuple(passed_over), tracker.version
 

@@ -355,7 +355,7 @@ def _kind(body: str) -> str:
     if not text or _JOURNAL_MARKER.fullmatch(text) or _CHAIN_HEADING.fullmatch(text) or text.startswith("-----"):
         return "ignore"
     if has_syslog_prefix(body):
-        return "log" if _is_postfix_line(body) else "other"
+        return "log" if has_syslog_prefix(body, postfix=True) else "other"
     if _FINGER_LINE.match(body):
         return "finger"
     if _CHAIN_SUBJECT.fullmatch(body):
@@ -371,17 +371,15 @@ def _kind(body: str) -> str:
     return "continuation"
 
 
-def _is_postfix_line(body: str) -> bool:
-    try:
-        return parse_line(body) is not None
-    except ValueError:
-        return True  # a Postfix line of a known form with an odd number: counted as skipped when parsed
-
-
 def _hard_widths(groups: Iterable[_Group]) -> set[int]:
-    """The lengths at which this file's wrapped lines were cut hard: shared by two or more cuts, or 80."""
+    """The column at which this file's wrapped lines were cut hard, if they were: a terminal or a fixed-width
+    paste cuts every long line at the same column (a single cut counts when it is at 80), a word wrap leaves
+    ragged lengths."""
     cuts = Counter(len(part) for group in groups for part in group.parts[:-1])
-    return {width for width, count in cuts.items() if count >= 2 and width >= 40} | {_TERMINAL_WIDTH}
+    if len(cuts) == 1:
+        (width, count), *_ = cuts.items()
+        return {width} if count >= 2 or width == _TERMINAL_WIDTH else set()
+    return set()
 
 
 def _join(parts: list[str], hard_widths: set[int]) -> str:

@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from harness._draft_facts import Peer, PeerKey
-from harness._pki_formats import format_dn, parse_dn
+from harness._pki_formats import format_dn, parse_dn, san_entry
 
 _DIGEST_BY_LENGTH = {16: "md5", 20: "sha1", 28: "sha224", 32: "sha256", 48: "sha384", 64: "sha512"}
 _EC_KEYS = {"P-256": "ec256", "prime256v1": "ec256", "P-384": "ec384", "secp384r1": "ec384", "P-521": "ec521"}
@@ -32,6 +32,7 @@ _EC_KEYS |= {"secp521r1": "ec521", "secp256r1": "ec256"}
 _RSA_SIZES = (1024, 2048, 3072, 4096)
 _UNTRUSTED = re.compile(r"untrusted issuer|self-signed|not trusted by local|unable to get", re.IGNORECASE)
 _NAME_MISMATCH_NUMS = (62, 64)
+_SAN_CHARACTERS = re.compile(r"[A-Za-z0-9_*.-]+")  # DNS names as certificates carry them, wildcards included
 _DNS_NAME = re.compile(
     r"(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
 )
@@ -111,7 +112,7 @@ def _draft_shared(pki: DraftedPki, nexthop: str, peers: list[Peer]) -> bool:
         if issuer is None:
             notes.append(f"its issuer is not in the log: a CA 'Unknown CA of {nexthop}' issues it")
         spec["issuer"] = _add_cas(pki, [issuer or f"/CN=Unknown CA of {nexthop}"[:67]], notes)
-    spec["san"] = list(dict.fromkeys(p.host for p in peers if p.host))
+    spec["san"] = _usable_sans(list(dict.fromkeys(p.host for p in peers if p.host))) or ["server.invalid"]
     spec["key"] = _key(first, None, notes)
     spec |= _dates(first, None, notes)
     name = _unique(slug(f"{nexthop}-servers", fallback="servers"), pki.certs)
@@ -129,7 +130,7 @@ def _draft_one(pki: DraftedPki, peer: Peer) -> bool:
     pem = _pem_certificate(peer)
     chain = _ca_chain(peer)
     leaf_subject = _leaf_subject(peer, pem)
-    sans = list(peer.sans) or _pem_sans(pem)
+    sans = _usable_sans(list(peer.sans) or _pem_sans(pem))
     self_issued = [p for p in peer.printed if p.index == 0 and p.issuer == p.subject]
     self_signed = not chain and (
         any("self-signed" in reason for _, _, reason in peer.failures)
@@ -339,6 +340,19 @@ def _templates(pki: DraftedPki, name: str, peer: Peer) -> None:
         digest = _DIGEST_BY_LENGTH.get(len(value.split(":"))) if value else None
         if value and digest:
             pki.templates[value.upper()] = f"{{{{ {function} {name} {digest} }}}}"
+
+
+def _usable_sans(names: list[str]) -> list[str]:
+    """The names a certificate can carry (:func:`harness._pki_formats.san_entry`); a mangled one is dropped."""
+    usable = []
+    for name in names:
+        try:
+            entry = san_entry(name)
+        except ValueError:
+            continue
+        if isinstance(entry, x509.IPAddress) or _SAN_CHARACTERS.fullmatch(name):
+            usable.append(name)
+    return usable
 
 
 def _usable_subject(dn: str, *, fallback: str) -> str:

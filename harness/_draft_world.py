@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness._draft_facts import Facts, Outcome, Peer
+from harness._draft_facts import Facts, Outcome, Peer, is_host_name
 from harness._draft_input import DnsAnswer, FingerCommand
 from harness._draft_pki import DraftedPki
 from harness._draft_privacy import Placeholders
@@ -88,9 +88,11 @@ def destinations(facts: Facts, commands: tuple[FingerCommand, ...], *, relayhost
         destination = found.setdefault(name, Destination(name, key, port or 25, mx=not bracketed))
         destination.outcomes.append(outcome)
         _add_hosts(destination, [facts.peers[key] for key in outcome.tried])
-    finger_hosts = [facts.peers[key] for key in facts.finger_peers] or [p for p in facts.peers.values() if p.finger]
+    finger_hosts = [facts.peers[key] for key in facts.finger_peers if key in facts.peers]
+    finger_hosts = finger_hosts or [p for p in facts.peers.values() if p.finger]
     command = commands[-1] if commands else None
-    target = (command.destination if command else None) or facts.finger_destination
+    targets = [command.destination if command else None, facts.finger_destination]
+    target = next((t for t in targets if t and is_host_name(parse_destination(t)[0])), None)
     if finger_hosts or target:
         key = target or _parent(finger_hosts[0].host)
         name, port, bracketed = parse_destination(key)
@@ -101,8 +103,9 @@ def destinations(facts: Facts, commands: tuple[FingerCommand, ...], *, relayhost
         _add_hosts(destination, finger_hosts)
     placed = {p.host.lower() for d in found.values() for p in d.hosts}
     for peer in facts.peers.values():
-        if peer.host.lower() not in placed and peer.host and (peer.has_certificate or peer.connect_error):
-            name = sorted(peer.nexthops)[0] if peer.nexthops else _parent(peer.host)
+        if peer.host.lower() not in placed and peer.host:
+            nexthops = sorted(n for n in peer.nexthops if is_host_name(n))
+            name = nexthops[0] if nexthops else _parent(peer.host)
             _add_hosts(found.setdefault(name, Destination(name, name)), [peer])
             placed.add(peer.host.lower())
     for destination in found.values():

@@ -142,16 +142,22 @@ def _syslog_prefix(text: str) -> re.Match[str] | None:
     return prefix if prefix and _is_postfix(prefix["service"]) else None
 
 
-def has_syslog_prefix(line: str) -> bool:
-    """Whether ``line`` starts with a syslog prefix of one of the accepted forms, for any program (Postfix or not).
+def has_syslog_prefix(line: str, *, postfix: bool = False) -> bool:
+    """Whether ``line`` starts with a syslog prefix of one of the accepted forms.
 
     Tells a line of another program (``dovecot: imap-login: …``) from a line without a prefix, such as the second
-    half of a log line that a paste wrapped.
+    half of a log line that a paste wrapped. A prefix with nothing after it (``… postfix/smtp[25291]:``, what a
+    wrap right after the prefix leaves) counts.
+
+    Args:
+        line: the line.
+        postfix: only a prefix of a Postfix program counts.
     """
-    text = line.rstrip()
+    text = line.rstrip() + " "
     if docker := _DOCKER_PREFIX.match(text):
         text = text[docker.end() :] if _any_syslog_prefix(text[docker.end() :]) else text
-    return _any_syslog_prefix(text)
+    prefix = _SYSLOG_LINE.fullmatch(text) or _RFC5424_LINE.fullmatch(text)
+    return prefix is not None and (not postfix or _is_postfix(prefix["service"]))
 
 
 def _any_syslog_prefix(text: str) -> bool:

@@ -107,6 +107,8 @@ def draft_scenario(
     map_type, map_path, map_notes = policy_map(main, table)
     kept, left_out = client_main_cf(main, given_maps={map_path}) if main else ({}, [])
     found = destinations(facts, paste.commands, relayhost=kept.get("relayhost"))
+    if not found:
+        raise ScenarioError(_nothing_to_draft(logs, paste))
     pki = draft_pki([(destination.nexthop, destination.hosts) for destination in found])
     world = draft_world(
         found, paste.dns_answers, pki, placeholders, wrappermode=kept.get("smtp_tls_wrappermode", "no") == "yes"
