@@ -27,11 +27,21 @@ from harness._explain_inputs import CaseInputs
 from harness._explain_names import CertNames, NameCheck, ReferenceName, certificate_names, check_names, references
 from harness._explain_policy import TlsPolicy
 from harness._explain_route import Address, MxHost, Route
-from harness._explain_smtp import Outcome, Slowness, after_tls, ehlo_offers_starttls, opening, reply_dsn, slowness
+from harness._explain_smtp import (
+    CASE_TIMEOUT_S,
+    Outcome,
+    Slowness,
+    after_tls,
+    ehlo_offers_starttls,
+    opening,
+    reply_dsn,
+    slowness,
+    stage_timeout,
+)
 from harness._explain_trust import ChainCheck, DigestOf, check_chain, check_fingerprints, common_names
 from harness.model import ServerSpec
 
-__all__ = ["Attempt", "Outcome", "attempt"]
+__all__ = ["Attempt", "attempt"]
 
 _VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 
@@ -133,7 +143,12 @@ def _session(
     if implicit and not wrapper:
         steps.append(f"Port {rt.port} speaks TLS from the first byte; Postfix waits for a plaintext greeting.")
         reason = f"conversation with {at} timed out while receiving the initial server greeting"
-        return done(Outcome("deferred", "4.4.2", reason, "none", "soft"))
+        timed_out = Outcome("deferred", "4.4.2", reason, "none", "soft")
+        limit = stage_timeout(inputs, policy, "greeting")
+        if limit >= CASE_TIMEOUT_S:
+            note = f"smtp_helo_timeout = {limit:g} s is longer than a case waits"
+            return done(replace(timed_out, certain=False, note=note))
+        return done(timed_out)
     if wrapper and not implicit:
         note = "smtp_tls_wrappermode = yes against a plaintext port is not modelled"
         return done(Outcome("deferred", "4.7.5", "Cannot start TLS: handshake failure", "none", "soft", False, note))
@@ -159,10 +174,10 @@ def _session(
                 return plaintext('At "may" Postfix continues in plaintext.')
             reason = f"TLS is required, but was not offered by host {at}"
             return done(Outcome("deferred", "4.7.4", reason, "none", "soft"))
-        timed_out = slow("starttls", "none")
-        if timed_out is not None:
-            steps.append(timed_out.note)
-            return done(timed_out)
+        slow_starttls = slow("starttls", "none")
+        if slow_starttls is not None:
+            steps.append(slow_starttls.note)
+            return done(slow_starttls)
         refusal = server.replies.starttls
         if refusal == "drop":
             note = "a connection dropped after STARTTLS is not modelled"

@@ -19,7 +19,17 @@ from harness._explain_inputs import CaseInputs
 from harness._explain_policy import TlsPolicy
 from harness.model import ServerSpec
 
-__all__ = ["Outcome", "Slowness", "after_tls", "ehlo_offers_starttls", "opening", "reply_dsn", "slowness"]
+__all__ = [
+    "CASE_TIMEOUT_S",
+    "Outcome",
+    "Slowness",
+    "after_tls",
+    "ehlo_offers_starttls",
+    "opening",
+    "reply_dsn",
+    "slowness",
+    "stage_timeout",
+]
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,7 @@ _TIMEOUTS = {
 }
 _STAGES = {"mail": "MAIL FROM", "rcpt": "RCPT TO", "data": "DATA", "eom": "the end of the message"}
 #: Seconds a case waits for its outcomes by default (``--timeout``): longer waits are not judged by the harness.
-_CASE_TIMEOUT_S = 30.0
+CASE_TIMEOUT_S = 30.0
 
 #: (stage, TLS level so far) → the outcome of a reply slower than Postfix waits, or None.
 Slowness = Callable[[str, str], Outcome | None]
@@ -112,16 +122,22 @@ def slowness(inputs: CaseInputs, policy: TlsPolicy, server: ServerSpec, at: str)
         delay = float(getattr(server.delays, stage))
         if delay <= 0:
             return None
-        name, default, doing = _TIMEOUTS[stage]
-        limit = _seconds(inputs.param(name, policy.service).value, default)
+        name, _, doing = _TIMEOUTS[stage]
+        limit = stage_timeout(inputs, policy, stage)
         timed_out = Outcome("deferred", "4.4.2", f"conversation with {at} timed out while {doing}", tls, "soft")
-        if delay >= _CASE_TIMEOUT_S or abs(delay - limit) < 0.5:
+        if delay >= CASE_TIMEOUT_S or abs(delay - limit) < 0.5:
             return replace(timed_out, certain=False, note=f"a {delay:g} s reply delay against {name} = {limit:g} s")
         if delay > limit:
             return replace(timed_out, note=f"The server waits {delay:g} s before it answers; {name} is {limit:g} s.")
         return None
 
     return judge
+
+
+def stage_timeout(inputs: CaseInputs, policy: TlsPolicy, stage: str) -> float:
+    """Seconds Postfix waits for the server's reply at ``stage`` (its ``smtp_*_timeout``, see ``_TIMEOUTS``)."""
+    name, default, _ = _TIMEOUTS[stage]
+    return _seconds(inputs.param(name, policy.service).value, default)
 
 
 def _seconds(value: str, default: float) -> float:

@@ -31,10 +31,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from harness._explain_attempt import Attempt, Outcome, attempt
+from harness._explain_attempt import Attempt, attempt
 from harness._explain_inputs import CaseInputs, case_inputs
 from harness._explain_policy import TlsPolicy, tls_policy
 from harness._explain_route import Resolution, Route, resolve, route
+from harness._explain_smtp import Outcome
+from harness._explain_text import render
 from harness._explain_trust import DigestOf
 from harness.model import Case, Scenario
 from harness.results import Observed
@@ -135,9 +137,8 @@ class Explanation:
         return self.decision.prediction
 
     def text(self, *, indent: str = "") -> str:
-        """The explanation in plain words, one fact per line (see docs/explain.md for an example)."""
-        from harness._explain_text import render
-
+        """The explanation in plain words, one fact per line (see docs/explain.md for an example), each line
+        prefixed with ``indent``."""
         return "\n".join(indent + line for line in render(self))
 
 
@@ -186,7 +187,10 @@ def explain(
     digest_of: DigestOf | None = None,
     fixes: bool = True,
 ) -> Explanation:
-    """Explain what Postfix does with a message of ``case`` to ``recipient``.
+    """Explain what Postfix does with a message of ``case`` to ``recipient`` on its first delivery attempt.
+
+    Nothing is raised for a scenario that loaded: what the model does not follow is a caveat of the prediction
+    (:attr:`Prediction.certain` False).
 
     Args:
         now: when certificate validity is judged (default: now).
