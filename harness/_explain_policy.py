@@ -52,7 +52,8 @@ class TlsPolicy:
         level: the security level, or ``invalid`` (``problem`` says why).
         level_origin: where the level came from, in words.
         global_level: the level main.cf (or the service's ``-o``) gives, and where from.
-        entry: the policy table entry that applied, if any; ``keys`` are the keys Postfix looked up, in order.
+        entry: the policy table entry that applied, if any; ``keys`` are the keys Postfix looked up, in order, in
+            ``tables`` (the value of ``smtp_tls_policy_maps``; empty: no policy table).
         match: the match list (names at ``verify``/``secure``, digests at ``fingerprint``).
         match_origin: where it came from.
         servername: the SNI name setting (empty: no SNI; ``hostname``, ``nexthop`` or a name).
@@ -67,6 +68,7 @@ class TlsPolicy:
     global_level: Setting
     entry: MapEntry | None
     keys: tuple[str, ...]
+    tables: str = ""
     match: tuple[str, ...] = ()
     match_origin: str = ""
     servername: str = ""
@@ -91,6 +93,7 @@ def tls_policy(inputs: CaseInputs, rt: Route) -> TlsPolicy:
     if glob.value not in LEVELS:
         return _with(base, level="invalid", unsupported=f"invalid {glob.describe()}: Postfix would not start")
     maps = param("smtp_tls_policy_maps")
+    base = _with(base, tables=maps.value)
     entry = None
     if maps.value:
         for key in keys:

@@ -90,8 +90,10 @@ def _policy_lines(d: Decision) -> list[str]:
         out.append(f"    (without it: {glob.describe()})")
     else:
         out.append(f"  security level: {policy.level}, from {policy.level_origin}")
-        tables = "no policy table" if not policy.keys else f"no policy table entry for {', '.join(policy.keys)}"
-        out.append(f"    ({tables})")
+        if policy.tables:
+            out.append(f"    (no entry for {', '.join(policy.keys)} in smtp_tls_policy_maps = {policy.tables})")
+        else:
+            out.append("    (no policy table: smtp_tls_policy_maps is empty)")
     if policy.level == "invalid":
         out.append(f'  the policy is invalid: Postfix warns "{policy.problem}", skips every host and defers')
         return out
