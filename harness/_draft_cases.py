@@ -41,7 +41,8 @@ from harness._draft_world import Destination, quoted_reply
 #: (level, where it is set) for a next-hop's lookup key, None when the configuration given does not say.
 LevelOf = Callable[[str], tuple[str, str] | None]
 _STATUSES = ("sent", "deferred", "bounced")
-_REPRODUCED_PREFIXES = ("connect to ", "Host or domain name not found. ", NOT_OFFERED)
+_NAME_NOT_FOUND = "Host or domain name not found. "
+_REPRODUCED_PREFIXES = ("connect to ", NOT_OFFERED)
 
 
 @dataclass
@@ -165,6 +166,9 @@ def _reproduced_reason(reason: str) -> str | None:
     for fixed in (NOT_VERIFIED, HANDSHAKE_FAILURE):
         if fixed in reason:
             return fixed
+    if reason.startswith(_NAME_NOT_FOUND) and " type=" in reason:
+        # After NXDOMAIN for the MX query Postfix 3.x looks up A and AAAA too and names the last type it asked.
+        return reason.split(" type=", 1)[0]
     if reason.startswith(_REPRODUCED_PREFIXES) or quoted_reply(reason) is not None:
         return reason
     return None

@@ -1,6 +1,6 @@
-"""Drafted scenarios run on real Postfix (3.7.11): the seed report reproduced with no hand editing, the Postfix 3.x
-journald excerpt and the posttls-finger output reproduced, and a negative control (the policy fix makes the same
-draft deliver, so the drafted deferral is Postfix's decision and not the world's)."""
+"""Drafted scenarios run on real Postfix (3.7.11): the seed report reproduced with no hand editing; the Postfix 3.x
+journald excerpt, the posttls-finger output and a log of classic failures reproduced; and a negative control (the
+policy fix makes the same draft deliver, so the drafted deferral is Postfix's decision and not the world's)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,22 @@ def test_journald_and_posttls_finger_drafts_reproduce(tmp_path: Path, mxharness_
     (predicted,) = finger.recipients
     assert predicted.observed is not None and predicted.observed.dsn == "4.7.5"
     assert finger.passed
+
+
+def test_failures_of_every_kind_reproduce(tmp_path: Path, mxharness_runner: Runner) -> None:
+    """A refused connection, NXDOMAIN, SERVFAIL, a server's 550 at RCPT, an untrusted issuer, no STARTTLS."""
+    path = tmp_path / "failures.yaml"
+    path.write_text(draft_scenario([DRAFT / "classic-failures.log"]).text)
+    (result,) = _run(mxharness_runner, path)
+    assert [(r.observed and (r.observed.status, r.observed.dsn)) for r in result.recipients] == [
+        ("deferred", "4.4.1"),
+        ("bounced", "5.4.4"),
+        ("bounced", "5.1.1"),
+        ("deferred", "4.4.3"),
+        ("deferred", "4.7.5"),
+        ("deferred", "4.7.4"),
+    ]
+    assert result.passed, [c for r in result.recipients for c in r.checks if not c.ok]
 
 
 def test_negative_control_the_policy_fix_delivers(tmp_path: Path, mxharness_runner: Runner) -> None:
