@@ -22,6 +22,7 @@ __all__ = ["DnsAnswer", "Entry", "FingerCommand", "Origin", "Paste", "PrintedCer
 
 import re
 import shlex
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -173,7 +174,7 @@ def read_paste(paths: Sequence[str | Path]) -> Paste:
     """Read log excerpts and posttls-finger output.
 
     Args:
-        paths: the files, read in this order (their lines are not merged by time).
+        paths: the files, read in this order (their lines are not merged by time); ``-`` is standard input.
 
     Returns:
         What the files hold; see :class:`Paste`.
@@ -185,7 +186,8 @@ def read_paste(paths: Sequence[str | Path]) -> Paste:
     reader = _Reader()
     for path in paths:
         try:
-            data = Path(path).read_bytes()
+            data = sys.stdin.buffer.read() if str(path) == "-" else Path(path).read_bytes()
+            path = "<stdin>" if str(path) == "-" else path
         except OSError as exc:
             issues.append(ScenarioIssue(str(path), None, "", f"cannot read the file: {exc.strerror or exc}"))
             continue

@@ -18,7 +18,7 @@ from harness.errors import ScenarioError, ScenarioIssue
 
 
 @click.command()
-@click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--policy", metavar="FILE", type=click.Path(dir_okay=False), help="The TLS policy table source.")
 @click.option("--main-cf", metavar="FILE", type=click.Path(dir_okay=False), help="main.cf or `postconf -n` output.")
 @click.option("-o", "--output", metavar="FILE", help="Write the scenario here (default: standard output).")
@@ -34,8 +34,8 @@ def draft(
     keep_addresses: bool,
     force: bool,
 ) -> None:
-    """Draft a scenario from Postfix log excerpts and posttls-finger output (LOGS), with the reporter's policy
-    table and main.cf. Guesses are listed in the comments at the top of the draft."""
+    """Draft a scenario from Postfix log excerpts and posttls-finger output (LOGS; - reads standard input), with
+    the reporter's policy table and main.cf. Guesses are listed in the comments at the top of the draft."""
     from harness.draft import draft_scenario
 
     if output is not None:

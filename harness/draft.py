@@ -271,9 +271,8 @@ def _header(
     warnings: list[str],
     problems: list[str],
 ) -> list[str]:
-    given = (
-        [str(p) for p in logs] + [f"{policy} (policy table)"] * bool(policy) + [f"{main_cf} (main.cf)"] * bool(main_cf)
-    )
+    given = ["standard input" if str(p) == "-" else str(p) for p in logs]
+    given += [f"{policy} (policy table)"] * bool(policy) + [f"{main_cf} (main.cf)"] * bool(main_cf)
     finger = sum(1 for e in paste.entries if e.finger)
     lines = [
         f"Drafted by `mxharness draft` from {', '.join(given)}. Run it with `mxharness run FILE`.",

@@ -62,3 +62,10 @@ def test_draft_into_a_missing_folder_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["draft", SEED_LOG, "-o", str(tmp_path / "no" / "x.yaml")])
     assert result.exit_code == EXIT_INPUT
     assert "does not exist. Hint: create it first" in result.output
+
+
+def test_draft_reads_standard_input() -> None:
+    result = CliRunner().invoke(main, ["draft", "-"], input=Path(SEED_LOG).read_text())
+    assert result.exit_code == EXIT_OK, result.output
+    assert result.output.startswith("# Drafted by `mxharness draft` from standard input.")
+    assert "Read 32 line(s): 32 Postfix log line(s)" in result.output
