@@ -83,6 +83,8 @@ class CaseInputs:
         cas, certs, dns, servers: the case's world (its overrides merged over the scenario's); ``dns`` keyed by
             owner name (lower case, no trailing dot), ``servers`` by host (same, or a canonical address).
         now: when certificate validity is judged (default: now).
+        unsupported: a ``postfix`` key of the scenario the model does not read (its configuration may then differ
+            from what the model sees), if any.
     """
 
     scenario: str
@@ -98,6 +100,7 @@ class CaseInputs:
     dns: Mapping[str, DnsNode]
     servers: Mapping[str, ServerSpec]
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    unsupported: str | None = None
 
     def param(self, name: str, service: SmtpService | None = None) -> Setting:
         """The value of parameter ``name`` for the Postfix SMTP client running as ``service``: the service's
@@ -142,6 +145,9 @@ class CaseInputs:
         return _PARAM_REF.sub(one, value)
 
 
+#: The ``postfix`` keys the model reads; any other key set in a scenario makes its predictions uncertain.
+_READ = ("release", "hostname", "trust", "main_cf", "master_cf", "maps")
+
 _PARAM_REF = re.compile(r"\$(?:\{(\w+)\}|\((\w+)\)|(\w+))")
 
 
@@ -182,7 +188,14 @@ def case_inputs(scenario: Scenario, case: Case, *, now: datetime | None = None) 
         main_cf["smtp_tls_CAfile"] = Setting(
             "smtp_tls_CAfile", "/etc/postfix/mxharness-trust.pem", "main.cf, set by the harness for postfix.trust"
         )
+    unknown = [
+        f"postfix.{name}"
+        for spec in (scenario.postfix, case.postfix)
+        for name in type(spec).model_fields
+        if name not in _READ and getattr(spec, name) not in (None, "", [], {})
+    ]
     return CaseInputs(
+        unsupported=f"{', '.join(dict.fromkeys(unknown))} (not read by the model)" if unknown else None,
         scenario=scenario.name,
         case=case.name,
         release=settings.release or "3.7",

@@ -6,7 +6,7 @@ the full address, then the domain, then each parent as ``.parent`` (``transport_
 transport keeps the default one; a transport with an empty next-hop resets the next-hop to the recipient domain.
 Without an entry the default transport (``default_transport``, default ``smtp``) delivers to its own next-hop
 (``default_transport = smtp:[host]``), else to ``relayhost``, else to the recipient domain. ``relay_domains``,
-``sender_dependent_*`` and ``smtp_fallback_relay`` are not modelled.
+``sender_dependent_*``, ``smtp_fallback_relay`` and ``content_filter`` are not modelled.
 
 The smtp(8) client (``smtp_connect.c``, ``smtp_parse_destination``) strips ``[]`` and ``:port`` from the destination
 to get the next-hop domain (what ``nexthop`` means in a match list). ``[host]`` means no MX lookup; otherwise the MX
@@ -19,6 +19,7 @@ then the domain). The host name of an MX host is the name as published, not CNAM
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from harness._explain_inputs import CaseInputs, Setting
@@ -94,9 +95,11 @@ def route(inputs: CaseInputs, recipient: str) -> Route:
     default = inputs.param("default_transport")
     def_transport, _, def_nexthop = default.value.partition(":")
     unsupported = None
-    for name in ("sender_dependent_relayhost_maps", "sender_dependent_default_transport_maps"):
+    for name in ("sender_dependent_relayhost_maps", "sender_dependent_default_transport_maps", "content_filter"):
         if inputs.param(name).value:
             unsupported = f"{name} is not modelled"
+    if re.search(r"content_filter\s*=\s*[^\s}]", inputs.master_cf):
+        unsupported = "a master.cf content_filter is not modelled"
     tables = inputs.param("transport_maps")
     transport, nexthop, origin = def_transport, "", ""
     if tables.value:

@@ -159,6 +159,8 @@ def decide(inputs: CaseInputs, recipient: str, *, digest_of: DigestOf | None = N
     """
     rt = route(inputs, recipient)
     resolution = resolve(inputs, rt)
+    if inputs.unsupported:
+        return Decision(recipient, rt, None, resolution, (), _unknown(inputs.unsupported))
     if rt.unsupported:
         return Decision(recipient, rt, None, resolution, (), _unknown(rt.unsupported))
     if resolution.unsupported:

@@ -162,3 +162,14 @@ def test_a_dns_fault_is_not_guessed() -> None:
                             "mx.example.com": {"A": "auto"}}))  # fmt: skip
     assert not d.prediction.certain and d.prediction.status is None
     assert "DNS fault" in d.prediction.caveats[0]
+
+
+def test_a_content_filter_and_postfix_keys_the_model_does_not_read_make_it_unsure() -> None:
+    for data in (
+        world(main_cf={"content_filter": "smtp-amavis:[127.0.0.1]:10024"}),
+        world(master_cf="smtp inet n - - - - smtpd\n  -o content_filter=smtp-amavis:[127.0.0.1]:10024"),
+    ):
+        p = decision(data).prediction
+        assert not p.certain and p.status is None and "content_filter" in p.caveats[0]
+    cleared = decision(world(master_cf="pickup unix n - - 60 1 pickup\n  -o content_filter="))
+    assert cleared.prediction.certain
