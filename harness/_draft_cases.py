@@ -20,7 +20,6 @@ from __future__ import annotations
 
 __all__ = ["DraftedCases", "draft_cases"]
 
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,7 +77,9 @@ def draft_cases(
     cases = DraftedCases()
     for destination in found:
         relay = _last_reached(destination.hosts)
-        level = _level(cases, destination, relay, level_of, lambda peer: _names(pki, peer))
+        level = _level(
+            cases, destination, relay, level_of, lambda peer: pki.names(peer.key) if peer is not None else []
+        )
         for outcome in destination.outcomes:
             peer = next(
                 (h for h in destination.hosts if h.host.lower() == (outcome.delivery.relay_host or "").lower()), None
@@ -106,7 +107,7 @@ def _level(
     destination: Destination,
     relay: Peer | None,
     level_of: LevelOf,
-    names_of: Callable[[Peer | None], list[str]],
+    pki: DraftedPki,
 ) -> str | None:
     """The security level for the destination: configured, posttls-finger's, or implied (drafted)."""
     configured = level_of(destination.key)
@@ -123,7 +124,7 @@ def _level(
             cases.main_cf["relayhost"] = destination.key if destination.key.startswith("[") else f"[{destination.key}]"
         return level
     outcome = destination.outcomes[0] if destination.outcomes else None
-    implied = implied_level(outcome, relay, destination.nexthop, names_of(relay))
+    implied = implied_level(outcome, relay, destination.nexthop, pki.names(relay.key) if relay else [])
     if implied is None:
         return None
     level, why = implied
@@ -172,24 +173,6 @@ def _reproduced_reason(reason: str) -> str | None:
     if reason.startswith(_REPRODUCED_PREFIXES) or quoted_reply(reason) is not None:
         return reason
     return None
-
-
-def _names(pki: DraftedPki, peer: Peer | None) -> list[str]:
-    """The names Postfix matches in the certificate drafted for ``peer``: its DNS SANs, else its CommonName."""
-    spec = pki.certs.get(pki.cert_of.get(peer.key, ""), {}) if peer is not None else {}
-    sans = [name for name in spec.get("san", []) if not _is_address(name)]
-    if sans:
-        return sans
-    subject = spec.get("cn") or spec.get("subject") or ""
-    return [subject.rsplit("/CN=", 1)[-1]] if subject else []
-
-
-def _is_address(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def _trusted(pki: DraftedPki, peer: Peer) -> bool:

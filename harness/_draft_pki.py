@@ -59,6 +59,16 @@ class DraftedPki:
     _ca_by_dn: dict[tuple[str, str | None], str] = field(default_factory=dict)
     _cert_by_identity: dict[tuple[Any, ...], str] = field(default_factory=dict)
 
+    def names(self, key: PeerKey) -> list[str]:
+        """The names Postfix matches in the certificate drafted for the server ``key``: its DNS SANs, else the
+        CommonName of its subject (RFC 6125 §6.4.4; IP SANs do not count)."""
+        spec = self.certs.get(self.cert_of.get(key, ""), {})
+        sans = [name for name in spec.get("san", []) if isinstance(san_entry(name), x509.DNSName)]
+        if sans:
+            return sans
+        subject = spec.get("cn") or spec.get("subject") or ""
+        return [subject.rsplit("/CN=", 1)[-1]] if subject else []
+
 
 def slug(text: str, *, fallback: str = "x") -> str:
     """A scenario NAME from free text: lower case, runs of other characters as one ``-`` (``*.`` dropped)."""
