@@ -50,6 +50,8 @@ POSTFIX_DEFAULTS: dict[str, str] = {
     "sender_dependent_relayhost_maps": "",
     "sender_dependent_default_transport_maps": "",
     "smtp_fallback_relay": "",
+    "relay_domains": "",
+    "content_filter": "",
     "inet_protocols": "all",
     "config_directory": "/etc/postfix",
 }

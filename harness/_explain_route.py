@@ -95,7 +95,8 @@ def route(inputs: CaseInputs, recipient: str) -> Route:
     default = inputs.param("default_transport")
     def_transport, _, def_nexthop = default.value.partition(":")
     unsupported = None
-    for name in ("sender_dependent_relayhost_maps", "sender_dependent_default_transport_maps", "content_filter"):
+    not_modelled = ("sender_dependent_relayhost_maps", "sender_dependent_default_transport_maps", "content_filter")
+    for name in (*not_modelled, "relay_domains", "smtp_fallback_relay"):
         if inputs.param(name).value:
             unsupported = f"{name} is not modelled"
     if re.search(r"content_filter\s*=\s*[^\s}]", inputs.master_cf):
