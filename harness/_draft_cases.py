@@ -77,9 +77,7 @@ def draft_cases(
     cases = DraftedCases()
     for destination in found:
         relay = _last_reached(destination.hosts)
-        level = _level(
-            cases, destination, relay, level_of, lambda peer: pki.names(peer.key) if peer is not None else []
-        )
+        level = _level(cases, destination, relay, level_of, pki)
         for outcome in destination.outcomes:
             peer = next(
                 (h for h in destination.hosts if h.host.lower() == (outcome.delivery.relay_host or "").lower()), None
