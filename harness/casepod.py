@@ -16,6 +16,7 @@ and read the log until every recipient has its first ``status=`` line.
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -83,6 +84,8 @@ class CasePod:
         postfix_start, peer_start: where the current case's lines begin in the two log streams.
         previous_maps: map paths the last case wrote (the reset removes those outside /etc/postfix).
         validated: hashes of configurations Postfix already accepted in this pod (the checks are not repeated).
+        config_warnings: per configuration hash, Postfix's "unused parameter" warnings about a configuration
+            folder's names; ``current_warnings`` are those of the current case.
     """
 
     pod: Pod
@@ -92,6 +95,8 @@ class CasePod:
     peer_start: int = 0
     previous_maps: tuple[str, ...] = ()
     validated: set[str] = field(default_factory=set)
+    config_warnings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    current_warnings: tuple[str, ...] = ()
     _preflight: tuple[str, PostfixSettings, Scenario, int, str] | None = None
 
     def prepare(
@@ -121,7 +126,7 @@ class CasePod:
         assert pod.postfix_log is not None
         facts = facts_for(pod)
         version = tuple(int(p) for p in facts.version.split(".")[:3] if p.isdigit())
-        master_cf = merge_master_cf(facts.master_cf, *settings.master_cf)
+        master_cf = merge_master_cf(settings.user_master_cf or facts.master_cf, *settings.master_cf)
         trusted = world.trust_pems(settings.trust)
         # A CAfile/CApath the scenario names still gets a valid file: a CA of no one in the world.
         trust = trusted or {"placeholder": world.placeholder_ca_pem()}
@@ -146,13 +151,22 @@ class CasePod:
             "" if fresh else reset_script(self.previous_maps),
             f"cp -a {STAGE}/. / && rm -rf {STAGE}",
             install_script(indexed_maps(settings, master_cf)),
-            # With names Postfix does not know, Postfix is not started: the case is reported as input error.
-            'if [ -z "$unused" ]; then touch /run/mxharness/go; fi' if check else "touch /run/mxharness/go",
+            # With names Postfix does not know, Postfix is not started: the case is reported as input error. Names
+            # from a configuration folder are only warned about, as the real server does.
+            _blocking_unused(settings.user_parameters),
+            'if [ -z "$blocking" ]; then touch /run/mxharness/go; fi' if check else "touch /run/mxharness/go",
         ]
         self.previous_maps = tuple(settings.maps)
         _, output = pod.exec_postfix("\n".join(script))
-        if check and (unused := unused_parameters(output)):
-            raise ConfigRejected(unused_parameter_issues(scenario, index, unused, facts.parameters))
+        if check:
+            unused = unused_parameters(output)
+            blocking = [u for u in unused if u.name not in settings.user_parameters]
+            if blocking:
+                raise ConfigRejected(unused_parameter_issues(scenario, index, blocking, facts.parameters))
+            self.config_warnings[digest] = tuple(
+                f"postconf: warning: {u.file}: unused parameter: {u.name}={u.value}" for u in unused
+            )
+        self.current_warnings = self.config_warnings.get(digest, ())
         self._wait_world_ready()
         self._wait_postfix_started()
         self.cases_run += 1
@@ -186,13 +200,17 @@ class CasePod:
         pod = self.pod
         assert pod.postfix_log is not None
         if not pod.postfix_log.wait_for(
-            lambda ls: any("daemon started" in x for x in ls[self.postfix_start :]), STARTUP_TIMEOUT_S
+            lambda ls: any("daemon started" in x or "fatal:" in x for x in ls[self.postfix_start :]), STARTUP_TIMEOUT_S
         ):
             raise PodError(
                 f"Postfix did not start within {STARTUP_TIMEOUT_S:.0f} s ({pod.state()}). Hint: a fatal line above "
                 "usually names the parameter",
                 pod.postfix_log.snapshot()[-20:],
             )
+        lines = pod.postfix_log.snapshot()[self.postfix_start :]
+        if not any("daemon started" in x for x in lines):
+            fatal = next(x for x in lines if "fatal:" in x)
+            raise PodError(f"Postfix did not start: {fatal.split(': ', 1)[-1]}", lines[-20:])
 
     def _rejected(self, output: str) -> ConfigRejected:
         """The preflight found a service that does not start: Postfix's fatal lines as scenario issues."""
@@ -224,6 +242,7 @@ class CasePod:
         script += [
             f"sendmail -N never -f {shlex.quote(m.from_)} -- {shlex.quote(m.to)} < /run/mxharness/mail/{i}.eml"
             for i, m in enumerate(messages)
+            if m.via == "sendmail"
         ]
         code, output = self.pod.exec_postfix("set -e\n" + "\n".join(script), check=False)
         if code == 3:
@@ -232,6 +251,9 @@ class CasePod:
             raise PodError(f"sendmail failed in the Postfix container (exit {code}): {output.strip()}")
         if self._preflight is not None:
             self.validated.add(self._preflight[4])
+        by_smtp = [(m.from_, m.to, rfc5322(m, mid)) for m, mid in zip(messages, ids, strict=True) if m.via == "smtp"]
+        if by_smtp:
+            self.pod.submit_smtp(by_smtp)
 
     def wait_for_first_attempts(
         self, tracker: DeliveryTracker, messages: list[Message], ids: list[str], timeout_s: float
@@ -297,6 +319,14 @@ class CasePod:
         postfix = self.pod.postfix_log.snapshot()[self.postfix_start :] if self.pod.postfix_log else []
         peer = self.pod.peer_log.snapshot()[self.peer_start :] if self.pod.peer_log else []
         return tuple(postfix), tuple(peer)
+
+
+def _blocking_unused(user_parameters: frozenset[str]) -> str:
+    """Shell: ``blocking`` = the "unused parameter" lines of ``$unused`` not about a configuration folder's names."""
+    if not user_parameters:
+        return 'blocking="$unused"'
+    names = "|".join(re.escape(n) for n in sorted(user_parameters))
+    return f"blocking=$(printf '%s\\n' \"$unused\" | grep -v -E {shlex.quote(f'unused parameter: ({names})=')} || true)"
 
 
 def _wait_quiet(snapshot: Callable[[], list[str]], quiet_s: float, limit_s: float) -> None:

@@ -22,6 +22,7 @@ import click
 from harness.errors import EnvironmentProblem, ScenarioError
 
 if TYPE_CHECKING:
+    from harness.model import Scenario
     from harness.results import CaseResult
 
 __all__ = ["main"]
@@ -90,6 +91,13 @@ def main() -> None:
 )
 @click.option("--fresh-pods", is_flag=True, help="A new pod for every case instead of resetting one between cases.")
 @click.option("--shard", metavar="K/N", help="Run only the K-th of N deterministic slices of the cases (CI jobs).")
+@click.option(
+    "--postfix-config",
+    "config_dir",
+    metavar="DIR",
+    help="A copy of a real /etc/postfix to run in every scenario (as postfix.config_dir; a case's own one wins).",
+)
+@click.option("--strict", is_flag=True, help="A case in which Postfix logged a warning fails.")
 def run(
     paths: tuple[str, ...],
     pattern: str | None,
@@ -102,6 +110,8 @@ def run(
     jobs: int,
     fresh_pods: bool,
     shard: str | None,
+    config_dir: str | None,
+    strict: bool,
 ) -> None:
     """Run scenarios (files or folders; default: scenarios/) and print expected vs observed per recipient."""
     from harness.progress import RunProgress
@@ -111,6 +121,8 @@ def run(
 
     reports = _report_paths({"--json": json_path, "--junit": junit_path, "--html": html_path})
     scenarios = load_scenarios(paths or ["scenarios"])  # everything is validated before any container starts
+    if config_dir is not None:
+        scenarios = [_with_config_dir(s, config_dir) for s in scenarios]
     in_shard = _shard(shard)
     plan = [
         (s, [c for c in s.cases if _selected(f"{s.name}/{c.name}", pattern) and in_shard(f"{s.name}/{c.name}")])
@@ -125,7 +137,14 @@ def run(
     results: list[CaseResult] = []
     progress = RunProgress(console, sum(len(cases) for _, cases in plan))
     chosen = {(s.name, c.name) for s, cases in plan for c in cases}
-    runner = Runner(timeout_s=timeout_s, progress=progress.note, keep_failed=keep, reuse_pods=not fresh_pods, jobs=jobs)
+    runner = Runner(
+        timeout_s=timeout_s,
+        progress=progress.note,
+        keep_failed=keep,
+        reuse_pods=not fresh_pods,
+        jobs=jobs,
+        strict=strict,
+    )
     with runner, progress:
         selected = runner.run(
             [s for s, _ in plan],
@@ -155,6 +174,20 @@ def run(
     if any(r.config_issues for r in results):
         sys.exit(EXIT_INPUT)  # Postfix rejected a configuration: invalid input, as for a scenario error
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _with_config_dir(scenario: Scenario, folder: str) -> Scenario:
+    """``--postfix-config DIR``: the scenario with ``postfix.config_dir`` set to DIR (exit 2 if it cannot be read)."""
+    from harness.postfix_config import ConfigFolderError, load_postfix_config
+
+    path = Path(folder).expanduser().resolve()
+    try:
+        load_postfix_config(path)
+    except ConfigFolderError as exc:
+        click.echo(f"--postfix-config {folder}: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    postfix = scenario.postfix.model_copy(update={"config_dir": str(path)})
+    return scenario.model_copy(update={"postfix": postfix})
 
 
 def _shard(text: str | None) -> Callable[[str], bool]:

@@ -13,6 +13,7 @@ Postfix container's PID namespace, so that a fake server can tell which smtp(8) 
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import tarfile
@@ -231,6 +232,38 @@ class Pod:
             self.postfix.put_archive("/", _tar(files))
         except docker.errors.DockerException as exc:
             raise PodError(f"cannot copy files into the Postfix container: {exc}") from None
+
+    def submit_smtp(self, messages: list[tuple[str, str, bytes]], port: int = 25) -> None:
+        """Hand messages to Postfix's smtpd over SMTP from the peer container (same loopback), as mail from the
+        internet arrives: one SMTP session per message, to 127.0.0.1:``port``.
+
+        Args:
+            messages: ``(envelope sender, recipient, RFC 5322 bytes)`` each.
+
+        Raises:
+            PodError: the copy or the session failed (the message carries smtpd's reply).
+        """
+        assert self.peer is not None, "start_peer() first"
+        files = {f"/run/mxharness/submit/{i}.eml": data for i, (_, _, data) in enumerate(messages)}
+        envelopes = [[sender, rcpt, f"/run/mxharness/submit/{i}.eml"] for i, (sender, rcpt, _) in enumerate(messages)]
+        files["/run/mxharness/submit/envelopes.json"] = json.dumps(envelopes).encode()
+        script = (
+            "import json, smtplib\n"
+            "for sender, rcpt, path in json.load(open('/run/mxharness/submit/envelopes.json')):\n"
+            f"    with smtplib.SMTP('127.0.0.1', {port}, local_hostname='client.mxharness.test', timeout=20) as s:\n"
+            "        s.sendmail(sender, [rcpt], open(path, 'rb').read())\n"
+        )
+        try:
+            self.peer.put_archive("/", _tar(files))
+            code, output = self.peer.exec_run(["/opt/peer/bin/python", "-c", script])
+        except docker.errors.DockerException as exc:
+            raise PodError(f"cannot submit over SMTP from the peer container: {exc}") from None
+        if code != 0:
+            text = output.decode("utf-8", "replace") if isinstance(output, bytes) else ""
+            last = text.strip().splitlines()[-1:] or [""]
+            raise PodError(
+                f"SMTP submission to Postfix's smtpd on 127.0.0.1:{port} failed: {last[0]}", text.splitlines()
+            )
 
     def exec_postfix(self, script: str, *, check: bool = True) -> tuple[int, str]:
         """Run ``sh -c script`` in the Postfix container as root.

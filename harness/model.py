@@ -244,9 +244,14 @@ class DnsNode(_Frozen):
 
 
 class PostfixSpec(_Frozen):
-    """The Postfix under test. In a case, every field is an override of the scenario's (None = inherit)."""
+    """The Postfix under test. In a case, every field is an override of the scenario's (None = inherit).
+
+    ``config_dir``: a copy of a real /etc/postfix (path relative to the scenario file), run in the pod with only
+    what cannot run there switched off (:mod:`harness.postfix_neutralise`); ``main.cf``/``maps`` apply on top.
+    """
 
     release: PostfixValue | None = None
+    config_dir: str | None = None
     hostname: str | None = None
     trust: list[str] | None = None
     main_cf: dict[str, PostfixValue] | None = Field(default=None, alias="main.cf")
@@ -324,7 +329,9 @@ class Expect(_Frozen):
 
 
 class Message(_Frozen):
-    """One message to inject with Postfix's sendmail: one recipient."""
+    """One message for one recipient. ``via``: ``sendmail`` (Postfix's sendmail command → pickup) or ``smtp``
+    (an SMTP client in the pod hands it to Postfix's smtpd on 127.0.0.1:25, as mail from the internet arrives:
+    smtpd's ``content_filter`` and restrictions apply)."""
 
     # A local part may be quoted and hold spaces (RFC 5321 §4.1.2: "john doe"@example.com).
     to: str = Field(pattern=r'^([^@\s"]+|"[^"]+")@[^@\s]+$')
@@ -332,6 +339,7 @@ class Message(_Frozen):
     subject: str | None = None
     body: str | None = None
     headers: dict[str, PostfixValue] = Field(default_factory=dict)
+    via: Literal["sendmail", "smtp"] = "sendmail"
     expect: Expect = Field(default_factory=Expect)
 
     @field_validator("headers")

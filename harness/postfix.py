@@ -9,12 +9,15 @@ Harness defaults (``HARNESS_MAIN_CF``) are Postfix's built-in defaults plus what
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from harness.model import PostfixSpec
+from harness.postfix_config import PostfixConfig, expand, master_cf_overrides, master_entries
+from harness.postfix_neutralise import neutralise
 
 __all__ = [
     "HARNESS_MAIN_CF",
@@ -74,6 +77,13 @@ class PostfixSettings:
         master_cf: service entries, scenario's then case's (later entries replace earlier ones of the same
             service/type).
         maps: absolute path → content.
+        user_master_cf: a configuration folder's master.cf (neutralised), used instead of the image's ("" = the
+            image's).
+        harness_defaults: whether main.cf starts from :data:`HARNESS_MAIN_CF` (not for a configuration folder:
+            its main.cf is the start, with the pod's changes).
+        changes: what the harness changed in a configuration folder, one sentence each.
+        user_parameters: parameter names set by the configuration folder (Postfix's "unused parameter" for
+            those is a warning, as on the real server, not an input error).
     """
 
     release: str | None = None
@@ -82,19 +92,56 @@ class PostfixSettings:
     main_cf: dict[str, str] = field(default_factory=dict)
     master_cf: tuple[str, ...] = ()
     maps: dict[str, str] = field(default_factory=dict)
+    user_master_cf: str = ""
+    harness_defaults: bool = True
+    changes: tuple[str, ...] = ()
+    user_parameters: frozenset[str] = frozenset()
 
 
-def settings_for(base: PostfixSpec, override: PostfixSpec) -> PostfixSettings:
+def settings_for(
+    base: PostfixSpec,
+    override: PostfixSpec,
+    *,
+    config: PostfixConfig | None = None,
+    served: Collection[tuple[str, int]] = (),
+) -> PostfixSettings:
     """Merge a case's ``postfix`` over the scenario's: main.cf key by key, maps path by path, trust replaced
-    (scenario-format.md, `cases[]`)."""
+    (scenario-format.md, `cases[]`).
+
+    Args:
+        config: the case's configuration folder, read (``postfix.config_dir``): its main.cf, master.cf and maps
+            are the base, neutralised for the pod (:func:`harness.postfix_neutralise.neutralise`), with the
+            scenario's keys on top.
+        served: ``(address, port)`` of every scenario server (a content filter next hop among them is kept).
+    """
     trust = override.trust if override.trust is not None else base.trust
-    return PostfixSettings(
+    scenario_main_cf = {**(base.main_cf or {}), **(override.main_cf or {})}
+    scenario_maps = {**(base.maps or {}), **(override.maps or {})}
+    hostname = override.hostname or base.hostname
+    settings = PostfixSettings(
         release=override.release or base.release,
-        hostname=override.hostname or base.hostname or DEFAULT_HOSTNAME,
+        hostname=hostname or DEFAULT_HOSTNAME,
         trust=tuple(trust) if trust is not None else None,
-        main_cf={**(base.main_cf or {}), **(override.main_cf or {})},
+        main_cf=scenario_main_cf,
         master_cf=tuple(t for t in (base.master_cf, override.master_cf) if t),
-        maps={**(base.maps or {}), **(override.maps or {})},
+        maps=scenario_maps,
+    )
+    if config is None:
+        return settings
+    pod = neutralise(config, served)
+    main_cf = {**pod.main_cf, **scenario_main_cf}
+    if hostname:
+        main_cf["myhostname"] = hostname
+    own_names = set(config.main_cf) | {name for _, name, _ in master_cf_overrides(config.master_cf)}
+    return dataclasses.replace(
+        settings,
+        hostname=hostname or expand(config.main_cf.get("myhostname", ""), config.main_cf) or DEFAULT_HOSTNAME,
+        main_cf=main_cf,
+        maps={**config.files, **dict.fromkeys(config.missing, ""), **pod.files, **scenario_maps},
+        user_master_cf=pod.master_cf,
+        harness_defaults=False,
+        changes=pod.changes,
+        user_parameters=frozenset(own_names - set(scenario_main_cf)),
     )
 
 
@@ -107,6 +154,10 @@ def render_main_cf(settings: PostfixSettings, *, version: tuple[int, ...], trust
             Postfix logs no "using backwards-compatible default setting" lines.
         trusts_any: whether ``postfix.trust`` names any CA; without one the harness sets no ``smtp_tls_CAfile``.
     """
+    if not settings.harness_defaults:  # a configuration folder: its own main.cf, changed for the pod
+        lines = ["# main.cf written by mxharness: the configuration folder's, changed for the pod, then the scenario's"]
+        lines += [f"{name} = {_one_line(value)}" for name, value in settings.main_cf.items()]
+        return "\n".join(lines) + "\n"
     params = {"compatibility_level": "3.6" if version >= (3, 6) else "2", **HARNESS_MAIN_CF}
     params["myhostname"] = settings.hostname
     # With nothing to trust, no CAfile at all: Postfix then verifies no chain (Untrusted) but keeps TLS on, as a
@@ -126,20 +177,6 @@ def _one_line(value: str) -> str:
     return "\n    ".join(lines)
 
 
-_ENTRY_START = re.compile(r"^[^\s#]")
-
-
-def _entries(text: str) -> list[list[str]]:
-    """master.cf text → entries, each the list of its lines (first line, then continuation lines)."""
-    entries: list[list[str]] = []
-    for line in text.splitlines():
-        if _ENTRY_START.match(line):
-            entries.append([line])
-        elif line.strip() and not line.lstrip().startswith("#") and entries:
-            entries[-1].append(line)
-    return entries
-
-
 def merge_master_cf(image_master_cf: str, *additions: str) -> str:
     """The image's master.cf with scenario entries added, or replacing the entry of the same service and type.
 
@@ -148,7 +185,7 @@ def merge_master_cf(image_master_cf: str, *additions: str) -> str:
     """
     merged: dict[tuple[str, str], list[str]] = {}
     for text in (image_master_cf, *additions):
-        for entry in _entries(text):
+        for entry in master_entries(text):
             fields = entry[0].split()
             key = (fields[0], fields[1] if len(fields) > 1 else "")
             merged[key] = entry
@@ -273,7 +310,7 @@ class SmtpService:
 def smtp_services(master_cf: str) -> list[SmtpService]:
     """Every service of ``master_cf`` whose command is ``smtp`` or ``lmtp``."""
     services = []
-    for entry in _entries(master_cf):
+    for entry in master_entries(master_cf):
         fields = " ".join(entry).split()
         if len(fields) >= 8 and fields[7] in ("smtp", "lmtp"):
             services.append(SmtpService(fields[0], fields[1], fields[7], tuple(fields[8:])))

@@ -180,6 +180,8 @@ def _undefined_maps(s: Scenario) -> Iterator[tuple[Path_, str]]:
     no file (or the image's own) and fail at run time, so this is an error at load time."""
     reported: set[tuple[Path_, str]] = set()
     for i, case in enumerate(s.cases):
+        if case.postfix.config_dir or s.postfix.config_dir:
+            continue  # the configuration folder holds the maps (harness.postfix_config)
         maps = {**(s.postfix.maps or {}), **(case.postfix.maps or {})}
         sources: list[tuple[Path_, str]] = []
         levels: list[tuple[Path_, PostfixSpec]] = [(("postfix",), s.postfix), (("cases", i, "postfix"), case.postfix)]

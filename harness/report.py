@@ -401,6 +401,27 @@ def print_trace(case: CaseResult, console: Console) -> None:
     console.print(trace_text(case), soft_wrap=True)
 
 
+def configuration_notes(results: Sequence[CaseResult]) -> str:
+    """What the harness changed in each configuration folder (``postfix.config_dir``) and Postfix's warnings: one
+    block per distinct list, naming the cases it applies to; "" when no case has either."""
+    blocks: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    for case in results:
+        if case.config_changes or case.postfix_warnings:
+            key = (case.config_changes, case.postfix_warnings)
+            blocks.setdefault(key, []).append(f"{case.scenario}/{case.case}")
+    out: list[str] = []
+    for (changes, warnings), cases in blocks.items():
+        if out:
+            out.append("")
+        if changes:
+            out.append(f"configuration folder changed for the pod ({', '.join(cases)}):")
+            out += [f"  - {line}" for line in changes]
+        if warnings:
+            out.append(f"Postfix warned ({', '.join(cases)}):")
+            out += [f"  - {line}" for line in warnings]
+    return "\n".join(out)
+
+
 def print_results(results: list[CaseResult], console: Console | None = None) -> None:
     """Print :func:`results_view` at the console's width, then the details of every failed case, then, in bold red,
     every recipient on which the TLS model and Postfix disagree (:mod:`harness._explain_report`)."""
@@ -410,6 +431,9 @@ def print_results(results: list[CaseResult], console: Console | None = None) -> 
             console.print()
         console.print(heading, soft_wrap=True)
         console.print(rows, soft_wrap=isinstance(rows, Text))  # Text is wrapped already, at spaces only
+    if changes := configuration_notes(results):
+        console.print()
+        console.print(changes, markup=False, highlight=False, soft_wrap=True)
     for case in results:
         if not case.passed:
             console.print()

@@ -126,6 +126,10 @@ class CaseResult:
             subjectAltNames, or ``CN=…`` when there is no DNS subjectAltName.
         main_cf: the case's whole main.cf as the harness wrote it.
         maps: the case's map files (path → content).
+        config_changes: what the harness changed in the case's configuration folder (``postfix.config_dir``) so
+            that it runs in the pod, one sentence each (:mod:`harness.postfix_neutralise`).
+        postfix_warnings: Postfix's warnings during the case: "unused parameter" from postconf for a
+            configuration folder's names, and every ``warning:``/``error:`` log line (each once, without prefix).
         postfix_log: every Postfix log line of the case.
         peer_events: every peer event line (DNS queries, SMTP stages, sessions).
     """
@@ -142,6 +146,8 @@ class CaseResult:
     server_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
     main_cf: str = ""
     maps: dict[str, str] = field(default_factory=dict)
+    config_changes: tuple[str, ...] = ()
+    postfix_warnings: tuple[str, ...] = ()
     postfix_log: tuple[str, ...] = ()
     peer_events: tuple[str, ...] = field(default=(), repr=False)
     duration_s: float = 0.0

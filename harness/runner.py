@@ -24,6 +24,7 @@ from harness.maillog import DeliveryTracker
 from harness.model import Case, Scenario
 from harness.observe import recipient_results
 from harness.postfix import settings_for
+from harness.postfix_config import config_for
 from harness.results import CaseResult
 from harness.world import World, build_case_world, build_world
 
@@ -47,6 +48,8 @@ class Runner:
             in ``CaseResult.kept_pod``. ``mxharness clean`` removes it later.
         reuse_pods: reset a pod between cases instead of making a new one (default; see the module docstring).
         jobs: how many cases :meth:`run` runs at once, each on its own pod.
+        strict: a case whose Postfix warned (``warning:`` lines, "unused parameter" of a configuration folder,
+            an unknown policy attribute) fails, with the first warning as its error.
 
     Use as a context manager: on exit every container of this run is removed, also after Ctrl-C.
     """
@@ -60,8 +63,10 @@ class Runner:
         keep_failed: bool = False,
         reuse_pods: bool = True,
         jobs: int = 1,
+        strict: bool = False,
     ) -> None:
         self._engine = engine
+        self.strict = strict
         self.keep_failed = keep_failed
         self.reuse_pods = reuse_pods
         self.jobs = max(1, jobs)
@@ -165,7 +170,11 @@ class Runner:
         started = time.monotonic()
         world = build_case_world(scenario, case, shared=world)
         # Derived values ({{ fingerprint mx }}) exist only now that the case's certificates do.
-        settings = substitute_settings(settings_for(scenario.postfix, case.postfix), world.pki)
+        # A configuration folder (postfix.config_dir) is the base; its content filter stays if a server plays it.
+        served = {(str(s["address"]), int(str(s["port"]))) for s in world.servers}
+        config = config_for(scenario, case)
+        settings = settings_for(scenario.postfix, case.postfix, config=config, served=served)
+        settings = substitute_settings(settings, world.pki)
         images = self.images(settings.release)
         key = (images.postfix, images.peer, settings.hostname.split(".")[0])
         casepod = self._acquire(key, scenario, case)
@@ -186,6 +195,9 @@ class Runner:
             postfix_log, peer_log = casepod.logs()
             for line in postfix_log[tracker.fed :]:  # the lines after the last status the wait needed
                 tracker.feed(line)
+            warnings = (*casepod.current_warnings, *_distinct(w.raw for w in tracker.warnings))
+            if self.strict and warnings and error is None:
+                error = f"--strict: Postfix warned ({len(warnings)}): {warnings[0]}"
             result = CaseResult(
                 scenario=scenario.name,
                 case=case.name,
@@ -198,6 +210,8 @@ class Runner:
                 server_names=world.server_names(),
                 main_cf=main_cf,
                 maps=dict(settings.maps),
+                config_changes=settings.changes,
+                postfix_warnings=warnings,
                 postfix_log=postfix_log,
                 peer_events=peer_log,
             )
@@ -236,3 +250,12 @@ class Runner:
             with self._lock:
                 self._facts[pod.postfix_image] = facts
         return facts
+
+
+def _distinct(lines: Iterable[str]) -> tuple[str, ...]:
+    """Postfix log lines without their syslog prefix, each once (a warning repeats per process and attempt)."""
+    seen: dict[str, None] = {}
+    for line in lines:
+        text = line.split("]: ", 1)[-1] if "]: " in line else line
+        seen.setdefault(text, None)
+    return tuple(seen)

@@ -30,6 +30,7 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 from harness.derived import template_problems
 from harness.errors import ScenarioError, ScenarioIssue
 from harness.model import Scenario
+from harness.postfix_config import config_folder_problems
 from harness.references import Unchecked, check_references, valid_parts
 
 __all__ = [
@@ -199,7 +200,7 @@ def _validate(tree: Any, file: str, *, first_line: int | None) -> Scenario:
     except ValidationError as exc:
         issues = [_issue_from_pydantic(err, tree, file) for err in exc.errors()]
         scenario, unchecked = valid_parts(data)  # so that one run reports reference problems too
-    problems = check_references(scenario, unchecked)
+    problems = [*check_references(scenario, unchecked), *config_folder_problems(scenario, file)]
     issues += [ScenarioIssue(file, _line_of(tree, loc), _dotted(loc), msg) for loc, msg in problems]
     for loc, line, msg in template_problems(scenario, unchecked):
         issues.append(ScenarioIssue(file, _line_in_text(tree, loc, line), _dotted(loc), msg))
