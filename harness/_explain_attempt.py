@@ -46,6 +46,8 @@ __all__ = ["Attempt", "attempt"]
 _VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 
 
+#: Postfix ≤ 3.5 matched names with its own code (src/tls/tls_verify.c: a wildcard may cover several labels).
+_OLD_MATCHER = "name matching of Postfix 3.5 and older (its own matcher, not OpenSSL's) is not modelled"
 _PENDING = Outcome("deferred", "4.0.0", "", "none", "soft")
 
 
@@ -199,10 +201,11 @@ def _session(
         steps.append("The server offers STARTTLS and Postfix uses it.")
     else:
         steps.append(f"smtp_tls_wrappermode = yes: TLS from the first byte on port {rt.port}.")
-    failure = _handshake_problem(server, policy)
+    failure, sure = _handshake_problem(server, policy, inputs.version)
     if failure:
         steps.append(failure)
-        return done(Outcome("deferred", "4.7.5", "Cannot start TLS: handshake failure", "none", "soft"))
+        note = "" if sure else f"the TLS versions OpenSSL allows with Postfix {inputs.release} are not modelled"
+        return done(Outcome("deferred", "4.7.5", "Cannot start TLS: handshake failure", "none", "soft", sure, note))
     return _certificate(inputs, policy, rt, host, address, server, recipient, steps, slow, digest_of)
 
 
@@ -264,14 +267,19 @@ def _certificate(
             return done(after_tls(server, recipient, "Verified", at, steps, slow))
         steps.append("OpenSSL: num=65:no matching DANE TLSA records; Postfix defers.")
         return done(not_verified)
+    if inputs.version < (3, 6) and chain.trusted:  # then the names decide, with a matcher the model lacks
+        not_verified = replace(not_verified, certain=False, note=_OLD_MATCHER)
     refs, warnings = references(policy.match, nexthop=rt.nexthop, hostname=host.name)
     names = check_names(refs, cert_names)
     for warning in warnings:
         steps.append(f"Postfix warns: {warning}.")
     steps.append(_names_step(refs, names, policy))
     if chain.trusted and names.matched:
-        return done(after_tls(server, recipient, "Verified", at, steps, slow), refs, names)
-    tls = "Untrusted" if not chain.trusted else _mismatch_tls(inputs.release)
+        delivered = after_tls(server, recipient, "Verified", at, steps, slow)
+        if inputs.version < (3, 6):
+            delivered = replace(delivered, certain=False, note=_OLD_MATCHER)
+        return done(delivered, refs, names)
+    tls = "Untrusted" if not chain.trusted else _mismatch_tls(inputs.version)
     problem = (
         chain.problem
         if not chain.trusted
@@ -306,23 +314,27 @@ def _engine_problem(inputs: CaseInputs, policy: TlsPolicy) -> str | None:
     return None
 
 
-def _handshake_problem(server: ServerSpec, policy: TlsPolicy) -> str | None:
-    """Why the TLS handshake fails, or None."""
+def _handshake_problem(server: ServerSpec, policy: TlsPolicy, version: tuple[int, ...]) -> tuple[str | None, bool]:
+    """Why the TLS handshake fails (None: it does not), and whether the model is sure. The TLSv1.2 floor at levels
+    that check the certificate is OpenSSL 3's (Debian bookworm and later); on an older release it is not modelled."""
     if server.tls.handshake == "abort":
-        return "The server accepts STARTTLS and closes the connection before the handshake."
+        return "The server accepts STARTTLS and closes the connection before the handshake.", True
     low = _VERSIONS.index(server.tls.min_version or "TLSv1.2")
     high = _VERSIONS.index(server.tls.max_version or "TLSv1.3")
-    client = _client_versions(policy.protocols)
+    configured = _client_versions(policy.protocols)
+    client = configured
     if policy.level in ("fingerprint", "verify", "secure"):
-        client &= {"TLSv1.2", "TLSv1.3"}
+        client = configured & {"TLSv1.2", "TLSv1.3"}
     common = [v for v in _VERSIONS[low : high + 1] if v in client]
     if not common:
+        sure = version >= (3, 6) or not any(v in configured for v in _VERSIONS[low : high + 1])
         return (
             f"No TLS version in common: the server allows {_VERSIONS[low]} to {_VERSIONS[high]}, Postfix "
             f'{", ".join(v for v in _VERSIONS if v in client) or "none"} at "{policy.level}" '
-            f"(protocols {policy.protocols!r}; levels that check the certificate need TLSv1.2+ with OpenSSL 3)."
+            f"(protocols {policy.protocols!r}; levels that check the certificate need TLSv1.2+ with OpenSSL 3).",
+            sure,
         )
-    return None
+    return None, True
 
 
 def _client_versions(spec: str) -> set[str]:
@@ -349,7 +361,6 @@ def _cipher_caveat(inputs: CaseInputs, policy: TlsPolicy) -> str:
     return ""
 
 
-def _mismatch_tls(release: str) -> str:
+def _mismatch_tls(version: tuple[int, ...]) -> str:
     """The TLS line's level for a trusted chain with a wrong name: ``Untrusted`` on 3.6.0 to 3.10.3."""
-    parts = tuple(int(p) for p in release.split(".") if p.isdigit())
-    return "Untrusted" if (3, 6) <= parts[:2] and parts < (3, 10, 4) else "Trusted"
+    return "Untrusted" if (3, 6) <= version[:2] and version < (3, 10, 4) else "Trusted"

@@ -17,6 +17,7 @@ from harness._explain_trust import symbolic
 from harness.model import Case, CaSpec, CertSpec, DnsNode, Scenario, ServerSpec
 from harness.overrides import host_key, merged_world, owner_key
 from harness.postfix import HARNESS_MAIN_CF, SmtpService, settings_for, smtp_services
+from harness.releases import DEFAULT_RELEASE, suite_for_release
 
 __all__ = ["POSTFIX_DEFAULTS", "CaseInputs", "Setting", "case_inputs"]
 
@@ -76,7 +77,8 @@ class CaseInputs:
 
     Attributes:
         scenario, case: names.
-        release: the Postfix release the case runs on (``postfix.release``; the project's default is 3.7).
+        release: the Postfix release the case runs on (``postfix.release``; the project's default is 3.7), as the
+            full version of the Debian package that ships it (``3.7.11``) when it is known.
         main_cf: every parameter the case's main.cf sets, with its origin.
         master_cf: the scenario's and the case's master.cf entries (the image's own entries set no TLS option).
         maps: map path → content; a ``{{ fingerprint NAME }}`` is kept as one symbolic word
@@ -110,6 +112,11 @@ class CaseInputs:
         raw = self._raw(name, service)
         return replace(raw, value=self._expand(raw.value, service, depth=0))
 
+    @property
+    def version(self) -> tuple[int, ...]:
+        """:attr:`release` as numbers, ``(3, 7, 11)``."""
+        return tuple(int(p) for p in self.release.split(".") if p.isdigit())
+
     def service(self, transport: str) -> SmtpService | None:
         """The master.cf service called ``transport`` (type ``unix``) that runs ``smtp``, from the scenario's and
         case's entries (the later one wins); None for the image's own entries and for any other service."""
@@ -134,7 +141,10 @@ class CaseInputs:
                     return Setting(name, value, f"master.cf: service {service.name} has -o {name}={value}")
         if name in self.main_cf:
             return self.main_cf[name]
-        return Setting(name, POSTFIX_DEFAULTS.get(name, ""), f"Postfix {self.release} default")
+        default = POSTFIX_DEFAULTS.get(name, "")
+        if name == "smtp_tls_fingerprint_digest" and self.version < (3, 6):
+            default = "md5"  # compatibility_level 2, which the harness sets below 3.6
+        return Setting(name, default, f"Postfix {self.release} default")
 
     def _expand(self, value: str, service: SmtpService | None, *, depth: int) -> str:
         if depth > 10 or "$" not in value:
@@ -146,6 +156,9 @@ class CaseInputs:
 
         return _PARAM_REF.sub(one, value)
 
+
+#: The Postfix version of each Debian suite's package (postfix-tls-notes.md, as seen on 2026-11-30).
+_PACKAGED = {"bullseye": "3.5.25", "bookworm": "3.7.11", "trixie": "3.10.13"}
 
 #: The ``postfix`` keys the model reads; any other key set in a scenario makes its predictions uncertain.
 _READ = ("release", "hostname", "trust", "main_cf", "master_cf", "maps")
@@ -163,11 +176,21 @@ def _service_options(service: SmtpService) -> list[tuple[str, str]]:
     return pairs
 
 
-def case_inputs(scenario: Scenario, case: Case, *, now: datetime | None = None) -> CaseInputs:
+def _full_release(release: str | None) -> str:
+    """``3.7`` or ``bookworm`` → ``3.7.11`` (the Debian package's version); an unknown value stays as written."""
+    value = release or DEFAULT_RELEASE
+    suite = suite_for_release(value)
+    return _PACKAGED.get(suite or "", value)
+
+
+def case_inputs(
+    scenario: Scenario, case: Case, *, now: datetime | None = None, release: str | None = None
+) -> CaseInputs:
     """The model's view of ``case`` of ``scenario``: its merged configuration and world.
 
     Args:
         now: when certificate validity is judged (default: now, as the harness issues certificates at run time).
+        release: the Postfix version to model instead of the scenario's ``postfix.release`` (``3.5.25``).
     """
     settings = settings_for(scenario.postfix, case.postfix)
     main_cf: dict[str, Setting] = {
@@ -200,7 +223,7 @@ def case_inputs(scenario: Scenario, case: Case, *, now: datetime | None = None) 
         unsupported=f"{', '.join(dict.fromkeys(unknown))} (not read by the model)" if unknown else None,
         scenario=scenario.name,
         case=case.name,
-        release=settings.release or "3.7",
+        release=release or _full_release(settings.release),
         main_cf=main_cf,
         master_cf="\n".join(settings.master_cf),
         maps={path: symbolic(text) for path, text in settings.maps.items()},

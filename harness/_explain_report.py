@@ -2,7 +2,8 @@
 and real Postfix disagree.
 
 A :class:`~harness.results.CaseResult` does not carry its scenario, so the scenario is loaded again from
-``CaseResult.source_file`` (cached by path and modification time). A result whose scenario was built in code, or
+``CaseResult.source_file`` (cached by path and modification time), and the model is run for the Postfix version the
+case logged (``CaseResult.release``). A result whose scenario was built in code, or
 whose file is gone or no longer has the case, simply gets no explanation: the report never fails because of the
 model.
 """
@@ -64,11 +65,13 @@ def _explanations(case: CaseResult, *, fixes: bool) -> dict[str, Explanation]:
         stamp = os.stat(case.source_file).st_mtime_ns
     except OSError:
         return {}
-    return _cached(case.source_file, stamp, case.scenario, case.case, fixes)
+    return _cached(case.source_file, stamp, case.scenario, case.case, case.release, fixes)
 
 
 @lru_cache(maxsize=256)
-def _cached(path: str, stamp: int, scenario_name: str, case_name: str, fixes: bool) -> dict[str, Explanation]:
+def _cached(
+    path: str, stamp: int, scenario_name: str, case_name: str, release: str | None, fixes: bool
+) -> dict[str, Explanation]:
     scenario = _scenario(path, stamp)
     if scenario is None or scenario.name != scenario_name:
         return {}
@@ -76,7 +79,8 @@ def _cached(path: str, stamp: int, scenario_name: str, case_name: str, fixes: bo
     if case is None:
         return {}
     try:
-        return {e.recipient: e for e in explain_case(scenario, case, fixes=fixes)}
+        # The release that ran (mail_version), not only the scenario's: a run may override postfix.release.
+        return {e.recipient: e for e in explain_case(scenario, case, fixes=fixes, release=release)}
     except Exception:  # the report must not fail because of the model; the differential test guards it
         return {}
 

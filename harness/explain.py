@@ -188,6 +188,7 @@ def explain(
     now: datetime | None = None,
     digest_of: DigestOf | None = None,
     fixes: bool = True,
+    release: str | None = None,
 ) -> Explanation:
     """Explain what Postfix does with a message of ``case`` to ``recipient`` on its first delivery attempt.
 
@@ -198,8 +199,10 @@ def explain(
         now: when certificate validity is judged (default: now).
         digest_of: computes a certificate's digest, for literal ``fingerprint`` digests (default: not compared).
         fixes: look for changes that would make an undelivered message deliver.
+        release: the Postfix version to model (``3.7.11``, e.g. the ``mail_version`` a run logged) instead of the
+            scenario's ``postfix.release``.
     """
-    inputs = case_inputs(scenario, case, now=now)
+    inputs = case_inputs(scenario, case, now=now, release=release)
     return _explanation(inputs, recipient, digest_of=digest_of, fixes=fixes)
 
 
@@ -210,14 +213,15 @@ def explain_case(
     now: datetime | None = None,
     digest_of: DigestOf | None = None,
     fixes: bool = True,
+    release: str | None = None,
 ) -> tuple[Explanation, ...]:
     """Explain every message of ``case``, in ``send`` order.
 
     Messages that share a next-hop and are deferred are not independent in Postfix: after the first failure the
     queue manager may defer the others as ``delivery temporarily suspended`` without a connection, so their TLS
-    level is then not predicted.
+    level is then not predicted. The arguments are those of :func:`explain`.
     """
-    inputs = case_inputs(scenario, case, now=now)
+    inputs = case_inputs(scenario, case, now=now, release=release)
     out = [_explanation(inputs, m.to, digest_of=digest_of, fixes=fixes) for m in case.send]
     destinations = [e.decision.route.destination for e in out]
     for i, e in enumerate(out):

@@ -60,7 +60,7 @@ def test_a_failing_scenario_item_carries_the_models_account(pytester: pytest.Pyt
         [
             "*FAIL status: expected 'deferred', observed 'sent'*",
             "*the TLS model's account (mxharness explain *failing.yaml -k expects-the-wrong-thing):*",
-            "*model of Postfix 3.7: sent, DSN 2.0.0, TLS Verified via mx.example.net*",
+            "*model of Postfix 3.7.11: sent, DSN 2.0.0, TLS Verified via mx.example.net*",
             "*Names checked: example.net (nexthop: exactly this name), .example.net (dot-nexthop*",
         ]
     )

@@ -26,7 +26,7 @@ def test_explain_tells_the_seed_reporters_story() -> None:
     assert result.exit_code == EXIT_OK, result.output
     out = result.output
     assert out.startswith("fastmail-secure-nexthop / secure-defers: to=<user@fastmail.fm>\n")
-    assert "model of Postfix 3.7: deferred, DSN 4.7.5, TLS Untrusted (Server certificate not verified)" in out
+    assert "model of Postfix 3.7.11: deferred, DSN 4.7.5, TLS Untrusted (Server certificate not verified)" in out
     assert "security level: secure, from the policy table entry" in out
     assert 'But at "secure" Postfix does not check the MX host name' in out
     assert "what would make it deliver (each change checked with the model):" in out
@@ -86,3 +86,14 @@ def _printed(results: list[CaseResult]) -> str:
     out = io.StringIO()
     print_results(results, Console(file=out, width=200))
     return out.getvalue()
+
+
+def test_the_model_follows_the_release_that_ran() -> None:
+    defers = _absolute(fastmail_defers())
+    r = defers.recipients[0]
+    assert r.observed is not None
+    trusted = replace(r, observed=replace(r.observed, tls="Trusted"))  # what 3.10.4+ logs for a wrong name
+    on_3_10 = replace(defers, release="3.10.13", recipients=(trusted,))
+    on_3_7 = replace(defers, release="3.7.11", recipients=(trusted,))
+    assert disagreement_lines([on_3_10]) == []
+    assert "tls: model Untrusted, Postfix Trusted" in disagreement_lines([on_3_7])[1]

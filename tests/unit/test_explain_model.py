@@ -145,9 +145,18 @@ def test_the_tls_line_of_a_name_mismatch_depends_on_the_release() -> None:
     d = _wrong_name("verify")
     scenario = scenario_from_dict({**d, "cases": [{"name": "c", "send": [{"to": "user@example.com"}]}]})
     inputs = case_inputs(scenario, scenario.cases[0])
+    assert inputs.release == "3.7.11"  # the default release, as Debian bookworm ships it
     assert decide(inputs, "user@example.com").prediction.tls == "Untrusted"
-    assert decide(replace(inputs, release="3.5"), "user@example.com").prediction.tls == "Trusted"
     assert decide(replace(inputs, release="3.10.4"), "user@example.com").prediction.tls == "Trusted"
+    old = decide(replace(inputs, release="3.5.25"), "user@example.com").prediction
+    assert old.tls == "Trusted" and not old.certain  # Postfix 3.5's own name matcher is not modelled
+
+
+def test_the_fingerprint_digest_default_follows_the_compatibility_level_the_harness_sets() -> None:
+    scenario = scenario_from_dict({**world(), "cases": [{"name": "c", "send": [{"to": "user@example.com"}]}]})
+    inputs = case_inputs(scenario, scenario.cases[0])
+    assert inputs.param("smtp_tls_fingerprint_digest").value == "sha256"
+    assert replace(inputs, release="3.5.25").param("smtp_tls_fingerprint_digest").value == "md5"
 
 
 OBSERVED = Observed(
