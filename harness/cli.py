@@ -98,6 +98,14 @@ def main() -> None:
     help="A copy of a real /etc/postfix to run in every scenario (as postfix.config_dir; a case's own one wins).",
 )
 @click.option("--strict", is_flag=True, help="A case in which Postfix logged a warning fails.")
+@click.option(
+    "--release",
+    "releases",
+    multiple=True,
+    metavar="R",
+    help="Run every case on Postfix release R (repeatable; `all`: every release the harness has), overriding "
+    "postfix.release.",
+)
 def run(
     paths: tuple[str, ...],
     pattern: str | None,
@@ -112,6 +120,7 @@ def run(
     shard: str | None,
     config_dir: str | None,
     strict: bool,
+    releases: tuple[str, ...],
 ) -> None:
     """Run scenarios (files or folders; default: scenarios/) and print expected vs observed per recipient."""
     from harness.progress import RunProgress
@@ -123,6 +132,8 @@ def run(
     scenarios = load_scenarios(paths or ["scenarios"])  # everything is validated before any container starts
     if config_dir is not None:
         scenarios = [_with_config_dir(s, config_dir) for s in scenarios]
+    if releases:
+        scenarios = [s.on_release(r) for s in scenarios for r in _release_list(releases)]
     in_shard = _shard(shard)
     plan = [
         (s, [c for c in s.cases if _selected(f"{s.name}/{c.name}", pattern) and in_shard(f"{s.name}/{c.name}")])
@@ -157,6 +168,9 @@ def run(
             if trace:
                 print_trace(result, console)
     finished = datetime.now(UTC)
+    if len(releases) > 1 or "all" in releases:  # side by side: each case on every release, one after the other
+        order = {(s.name, c.name): i for i, (s, c) in enumerate((s, c) for s, _ in plan for c in s.cases)}
+        results.sort(key=lambda r: (order.get((r.scenario, r.case), 0), _version_key(r.release)))
     print_results(results, console)
     for result in results:
         if result.kept_pod:
@@ -188,6 +202,25 @@ def _with_config_dir(scenario: Scenario, folder: str) -> Scenario:
         sys.exit(EXIT_INPUT)
     postfix = scenario.postfix.model_copy(update={"config_dir": str(path)})
     return scenario.model_copy(update={"postfix": postfix})
+
+
+def _release_list(values: tuple[str, ...]) -> list[str]:
+    """``--release`` values, ``all`` expanded, each once, in the order given (exit 2 for an unknown one)."""
+    from harness.releases import RELEASES, release_error, suite_for_release
+
+    out: list[str] = []
+    for value in values:
+        for release in RELEASES if value == "all" else [value]:
+            if suite_for_release(release) is None:
+                click.echo(f"--release {release}: {release_error(release)}", err=True)
+                sys.exit(EXIT_INPUT)
+            if release not in out:
+                out.append(release)
+    return out
+
+
+def _version_key(version: str | None) -> tuple[int, ...]:
+    return tuple(int(p) for p in (version or "").split(".") if p.isdigit())
 
 
 def _shard(text: str | None) -> Callable[[str], bool]:
@@ -283,18 +316,26 @@ def images() -> None:
 
 
 @images.command("build")
-@click.option("--release", default=None, help="Postfix release (default: the project's default, 3.7).")
-def images_build(release: str | None) -> None:
+@click.option(
+    "--release",
+    "releases",
+    multiple=True,
+    metavar="R",
+    help="Postfix release (repeatable; `all`: every release; default: the project's default, 3.7).",
+)
+def images_build(releases: tuple[str, ...]) -> None:
     """Build the images that are missing or out of date (pull a base, else bootstrap it from the Debian mirror)."""
     from harness.engine import Engine
     from harness.images import ensure_images
 
     engine = Engine()
     try:
-        built = ensure_images(engine, release, progress=click.echo)
+        for release in _release_list(releases) if releases else [None]:
+            built = ensure_images(engine, release, progress=click.echo)
+            click.echo(f"postfix image: {built.postfix}")
     finally:
         engine.close()
-    click.echo(f"postfix image: {built.postfix}\npeer image:    {built.peer}")
+    click.echo(f"peer image:    {built.peer}")
 
 
 @main.command()

@@ -23,11 +23,13 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationError,
     field_validator,
     model_validator,
 )
 
 from harness.model_servers import ServerSpec
+from harness.releases import RELEASES
 
 __all__ = [
     "DNS_FAULTS",
@@ -341,6 +343,58 @@ class Message(_Frozen):
     headers: dict[str, PostfixValue] = Field(default_factory=dict)
     via: Literal["sendmail", "smtp"] = "sendmail"
     expect: Expect = Field(default_factory=Expect)
+    _expect_by_release: dict[str, Expect] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _per_release(cls, data: Any, handler: Any) -> Any:
+        """``expect`` values may differ per Postfix release: a key's value is then a mapping of release → value
+        with an optional ``default`` (``tls: {default: Untrusted, "3.5": Trusted}``); a release without an entry
+        has the default, and without a default the key is not checked on it."""
+        if not (isinstance(data, dict) and isinstance(data.get("expect"), dict)):
+            return handler(data)
+        base: dict[str, Any] = {}
+        overrides: dict[str, dict[str, Any]] = {}
+        for key, value in data["expect"].items():
+            if isinstance(value, dict) and key in Expect.model_fields:
+                for release, per_release in value.items():
+                    release = str(release)
+                    if release == "default":
+                        base[key] = per_release
+                        continue
+                    if release not in RELEASES:
+                        known = ", ".join(["default", *RELEASES])
+                        raise ValueError(
+                            f"expect.{key}: {release!r} is not a Postfix release the harness has. Hint: use one of "
+                            f"{known}"
+                        )
+                    overrides.setdefault(release, {})[key] = per_release
+            else:
+                base[key] = value
+        message = handler({**data, "expect": base})
+        variants: dict[str, Expect] = {}
+        for release, values in overrides.items():
+            try:
+                variants[release] = Expect.model_validate({**base, **values})
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"expect.{where} for release {release}: {first['msg']}") from None
+        message._expect_by_release = variants
+        return message
+
+    def expect_for(self, version: str | None) -> Expect:
+        """The expectation on Postfix ``version`` (``3.5.25`` takes the ``3.5`` values; None or another release
+        the defaults)."""
+        for release, expect in self._expect_by_release.items():
+            if version and (version == release or version.startswith(release + ".")):
+                return expect
+        return self.expect
+
+    @property
+    def expect_releases(self) -> tuple[str, ...]:
+        """The releases with their own ``expect`` values."""
+        return tuple(self._expect_by_release)
 
     @field_validator("headers")
     @classmethod
@@ -391,6 +445,8 @@ class Scenario(_Frozen):
     name: str = Field(pattern=SLUG, max_length=63)
     description: str | None = None
     source: str | None = None
+    # World files (harness.worlds) whose pki, dns and servers the loader merged under the scenario's own entries.
+    include: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(default_factory=list)
     pki: Pki = Field(default_factory=Pki)
     dns: dict[str, DnsNode] = Field(default_factory=dict)
     servers: dict[str, ServerSpec] = Field(default_factory=dict)
@@ -399,6 +455,13 @@ class Scenario(_Frozen):
     _source_file: str = PrivateAttr(default="<dict>")
     _name_line: int | None = PrivateAttr(default=None)  # line of the `name` key, for errors across files
     _key_lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)  # key path → line
+
+    def on_release(self, release: str) -> Scenario:
+        """This scenario with every case on Postfix ``release`` (``run --release``, ``--mxharness-release``): the
+        scenario's ``postfix.release`` set, the cases' own cleared."""
+        cases = [c.model_copy(update={"postfix": c.postfix.model_copy(update={"release": None})}) for c in self.cases]
+        postfix = self.postfix.model_copy(update={"release": release})
+        return self.model_copy(update={"postfix": postfix, "cases": cases})
 
     @property
     def source_file(self) -> str:

@@ -48,14 +48,15 @@ def recipient_results(
     results = []
     for i, (message, message_id) in enumerate(zip(case.send, ids, strict=True)):
         observed = observations.get(i)
+        expect = message.expect_for(tracker.version)  # the values for the release that ran it
         results.append(
             RecipientResult(
                 scenario=scenario.name,
                 case=case.name,
                 recipient=message.to,
-                expect=message.expect,
+                expect=expect,
                 observed=observed,
-                checks=compare(message.expect, observed) if observed else (),
+                checks=compare(expect, observed) if observed else (),
                 release=tracker.version,
                 error=None if observed else (error or "no status line for this recipient"),
                 message_id=message_id,

@@ -36,6 +36,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run only the K-th of N deterministic slices of the scenario cases (as `mxharness run --shard`)",
     )
     group.addoption(
+        "--mxharness-release",
+        action="append",
+        metavar="R",
+        default=[],
+        help="run every scenario case on Postfix release R (repeatable; `all`: every release the harness has); the "
+        "item of a case gets the release in brackets, e.g. secure-defers[3.5]",
+    )
+    group.addoption(
         "--mxharness-timeout",
         type=float,
         default=30.0,
@@ -45,6 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "docker: needs a Docker engine and runs real Postfix (integration)")
+    _releases(config)  # an unknown --mxharness-release is a usage error before collection
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -139,10 +148,14 @@ class ScenarioFile(pytest.File):
         except ScenarioError as exc:
             raise self.CollectError(str(exc)) from None
         self._world: Any = None
-        for case in scenario.cases:
-            item = CaseItem.from_parent(self, name=case.name, scenario=scenario, case=case)
-            item.add_marker(pytest.mark.docker)
-            yield item
+        # With releases: each case on every release, one after the other (side by side in the report).
+        copies = {release: scenario.on_release(release) for release in _releases(self.config)}
+        for index, case in enumerate(scenario.cases):
+            variants = [(f"{case.name}[{r}]", s) for r, s in copies.items()] or [(case.name, scenario)]
+            for name, variant in variants:
+                item = CaseItem.from_parent(self, name=name, scenario=variant, case=variant.cases[index])
+                item.add_marker(pytest.mark.docker)
+                yield item
 
     def world(self, scenario: Scenario) -> Any:
         """The scenario's world (certificates issued once per file)."""
@@ -151,6 +164,20 @@ class ScenarioFile(pytest.File):
 
             self._world = build_world(scenario)
         return self._world
+
+
+def _releases(config: pytest.Config) -> list[str]:
+    """``--mxharness-release`` values, ``all`` expanded, each once (a usage error for an unknown release)."""
+    from harness.releases import RELEASES, release_error, suite_for_release
+
+    out: list[str] = []
+    for value in config.getoption("--mxharness-release") or []:
+        for release in RELEASES if value == "all" else [value]:
+            if suite_for_release(release) is None:
+                raise pytest.UsageError(f"--mxharness-release {release}: {release_error(release)}")
+            if release not in out:
+                out.append(release)
+    return out
 
 
 class CaseFailed(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 __all__ = ["DEFAULT_RELEASE", "RELEASES", "release_error", "suite_for_release"]
 
 #: Postfix release → Debian suite that ships it.
-RELEASES: dict[str, str] = {"3.7": "bookworm"}
+RELEASES: dict[str, str] = {"3.5": "bullseye", "3.7": "bookworm", "3.10": "trixie"}
 DEFAULT_RELEASE = "3.7"
 
 
