@@ -38,6 +38,7 @@ __all__ = [
     "Case",
     "CasePki",
     "CertSpec",
+    "DestinationSpec",
     "DnsNode",
     "Expect",
     "KeyType",
@@ -436,6 +437,15 @@ class Case(_Frozen):
         return bool((self.pki and self.pki.certs) or self.dns or self.servers)
 
 
+class DestinationSpec(_Frozen):
+    """A recipient domain a world describes (``destinations.DOMAIN``, :mod:`harness.worlds`): where its layout is
+    published and as of when, and the address ``mxharness compare`` sends to (default ``postmaster@DOMAIN``)."""
+
+    source: str = Field(min_length=1)
+    date: DateValue = Field(pattern=r"^(\d{4}(-\d{2}(-\d{2})?)?|undated)$")
+    to: str | None = Field(default=None, pattern=r'^([^@\s"]+|"[^"]+")@[^@\s]+$')
+
+
 class Scenario(_Frozen):
     """A whole scenario file.
 
@@ -445,8 +455,10 @@ class Scenario(_Frozen):
     name: str = Field(pattern=SLUG, max_length=63)
     description: str | None = None
     source: str | None = None
-    # World files (harness.worlds) whose pki, dns and servers the loader merged under the scenario's own entries.
+    # Scenarios whose pki, dns and servers the loader merged under this one's (harness.worlds), and the recipient
+    # domains this scenario's world describes for the world library and `mxharness compare`.
     include: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(default_factory=list)
+    destinations: dict[str, DestinationSpec] = Field(default_factory=dict)
     pki: Pki = Field(default_factory=Pki)
     dns: dict[str, DnsNode] = Field(default_factory=dict)
     servers: dict[str, ServerSpec] = Field(default_factory=dict)

@@ -194,18 +194,24 @@ def _validate(tree: Any, file: str, *, first_line: int | None) -> Scenario:
         raise ScenarioError(ScenarioIssue(file, first_line, "", message))
     data = _plain(tree)
     issues: list[ScenarioIssue] = []
+    world_problems: list[tuple[Path_, str]] = []
+    if data.get("include") or data.get("destinations"):  # harness.worlds: other scenarios' worlds, destinations
+        from harness.worlds import apply_worlds  # (harness.worlds loads the included files with this module)
+
+        data, world_problems, world_issues = apply_worlds(data, file)
+        issues += world_issues
     try:
         scenario = Scenario.model_validate(data)
         unchecked = Unchecked()
     except ValidationError as exc:
-        issues = [_issue_from_pydantic(err, tree, file) for err in exc.errors()]
+        issues += [_issue_from_pydantic(err, tree, file) for err in exc.errors()]
         scenario, unchecked = valid_parts(data)  # so that one run reports reference problems too
-    problems = [*check_references(scenario, unchecked), *config_folder_problems(scenario, file)]
+    problems = [*check_references(scenario, unchecked), *config_folder_problems(scenario, file), *world_problems]
     issues += [ScenarioIssue(file, _line_of(tree, loc), _dotted(loc), msg) for loc, msg in problems]
     for loc, line, msg in template_problems(scenario, unchecked):
         issues.append(ScenarioIssue(file, _line_in_text(tree, loc, line), _dotted(loc), msg))
     if issues:
-        raise ScenarioError(sorted(issues, key=lambda issue: issue.line or 0))
+        raise ScenarioError(sorted(issues, key=lambda issue: (issue.file != file, issue.line or 0)))
     scenario._source_file = file
     if isinstance(tree, CommentedMap) and "name" in tree:
         scenario._name_line = tree.lc.key("name")[0] + 1
