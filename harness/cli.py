@@ -393,3 +393,7 @@ main.add_command(draft)
 from harness.cli_explain import explain  # noqa: E402  (after `main`, as above)
 
 main.add_command(explain)
+
+from harness.cli_compare import compare  # noqa: E402  (after `main`, as above)
+
+main.add_command(compare)

@@ -28,18 +28,28 @@ from __future__ import annotations
 import difflib
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ScenarioError, ScenarioIssue
-from harness.model import Scenario
+from harness.model import DnsNode, Pki, Scenario, ServerSpec
 from harness.overrides import host_key, owner_key
 
-__all__ = ["Destination", "apply_worlds", "destinations_of", "find_world", "library_folder", "library_worlds"]
+__all__ = [
+    "Destination",
+    "apply_worlds",
+    "destinations_of",
+    "find_world",
+    "library_folder",
+    "library_worlds",
+    "merged_worlds",
+]
 
 _Loc = tuple[str | int, ...]
+_Included = dict[str, dict[str, tuple[str, str, Any]]]  # section → comparison key → (name, world, entry)
+_SECTIONS = ("cas", "certs", "dns", "servers")
 _SUFFIXES = (".yaml", ".yml")
 _including = threading.local()  # the files whose includes are being loaded, for cycles
 
@@ -142,7 +152,7 @@ def apply_worlds(
     issues: list[ScenarioIssue] = []
     from harness.scenario import load_scenario  # (that module calls this one while it loads)
 
-    included: dict[str, dict[str, tuple[str, str, Any]]] = {"cas": {}, "certs": {}, "dns": {}, "servers": {}}
+    included: _Included = {"cas": {}, "certs": {}, "dns": {}, "servers": {}}
     for i, entry in enumerate(entries if isinstance(entries, list) else []):
         path = _include_path(entry, file) if isinstance(entry, str) else None
         if path is None:
@@ -166,17 +176,38 @@ def apply_worlds(
             continue
         finally:
             _including.files = stack
-        for section, key, name, value in _entries(world):
-            seen = included[section].get(key)
-            if seen is not None and seen[2] != value:
-                message = (
-                    f"{world.name} and {seen[1]} both define {section} entry {name!r}, differently. Hint: rename one, "
-                    "or define the entry in this scenario"
-                )
-                problems.append((("include", i), message))
-            included[section].setdefault(key, (name, world.name, value))
+        problems += [(("include", i), message) for message in _collect(world, included)]
     merged = _merged(data, included)
     return merged, problems + _destination_problems(merged), issues
+
+
+def merged_worlds(worlds: Sequence[Scenario]) -> tuple[Pki, dict[str, DnsNode], dict[str, ServerSpec]]:
+    """The worlds of several scenarios in one, by the rules of ``include`` (an entry two worlds share must be the
+    same in both).
+
+    Raises:
+        ScenarioError: two worlds define an entry differently (naming both files).
+    """
+    included: _Included = {"cas": {}, "certs": {}, "dns": {}, "servers": {}}
+    issues = [ScenarioIssue(w.source_file, None, "", message) for w in worlds for message in _collect(w, included)]
+    if issues:
+        raise ScenarioError(issues)
+    cas, certs, dns, servers = ({name: value for name, _, value in included[s].values()} for s in _SECTIONS)
+    return Pki(cas=cas, certs=certs), dns, servers
+
+
+def _collect(world: Scenario, included: _Included) -> list[str]:
+    """Add ``world``'s entries to ``included``; a message for each entry another world defined differently."""
+    problems = []
+    for section, key, name, value in _entries(world):
+        seen = included[section].get(key)
+        if seen is not None and seen[2] != value:
+            problems.append(
+                f"{world.name} and {seen[1]} both define {section} entry {name!r}, differently. Hint: rename one, or "
+                "define the entry in the including scenario"
+            )
+        included[section].setdefault(key, (name, world.name, value))
+    return problems
 
 
 def _entries(world: Scenario) -> Iterator[tuple[str, str, str, Any]]:
@@ -192,7 +223,7 @@ def _entries(world: Scenario) -> Iterator[tuple[str, str, str, Any]]:
             yield section, key(name), name, value
 
 
-def _merged(data: Mapping[str, Any], included: Mapping[str, Mapping[str, tuple[str, str, Any]]]) -> dict[str, Any]:
+def _merged(data: Mapping[str, Any], included: _Included) -> dict[str, Any]:
     """``data`` with the included entries first and its own after them, each replacing an included one of its
     name. A section that is not a mapping is left as it is, for the schema to report."""
 
