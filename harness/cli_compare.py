@@ -71,14 +71,14 @@ def compare(
     from harness.runner import Runner
     from harness.scenario import load_scenarios
 
-    if before_dir is None and policy_file is None:
-        raise click.UsageError("give --before DIR with --after DIR (or with --policy FILE), or --policy FILE alone")
     if after_dir is not None and policy_file is not None:
         raise click.UsageError("--policy FILE is the proposed change: give it instead of --after, not with it")
-    if before_dir is not None and after_dir is None and policy_file is None:
-        raise click.UsageError("--before DIR needs --after DIR or --policy FILE: the configuration to compare with")
     if after_dir is not None and before_dir is None:
         raise click.UsageError("--after DIR needs --before DIR: the configuration in use")
+    if before_dir is not None and after_dir is None and policy_file is None:
+        raise click.UsageError("--before DIR needs --after DIR or --policy FILE: the configuration to compare with")
+    if before_dir is None and policy_file is None:
+        raise click.UsageError("give --before DIR with --after DIR (or with --policy FILE), or --policy FILE alone")
     reports = _report_paths({"--json": json_path, "--junit": junit_path})
     before = folder_configuration(before_dir) if before_dir else opportunistic_configuration()
     if policy_file is not None:
