@@ -131,9 +131,11 @@ class DnsSpec:
         except HarnessError as exc:
             raise WorldSpecError(f"world spec: dns: {exc}") from exc
 
-    def zone(self) -> Zone:
-        """The :class:`~harness.dns.Zone` the fake DNS answers from."""
-        return Zone(self.records, faults=self.faults, dnssec_probe=self.dnssec_probe, names=self.names)
+    def zone(self, extra: tuple[Record, ...] = ()) -> Zone:
+        """The :class:`~harness.dns.Zone` the fake DNS answers from, with ``extra`` records of the harness's own
+        (the ``ready`` name of :func:`harness.peer.ready_name`)."""
+        names = self.names + tuple(r.name for r in extra)
+        return Zone(self.records + extra, faults=self.faults, dnssec_probe=self.dnssec_probe, names=names)
 
 
 @dataclass(frozen=True)

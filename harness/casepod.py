@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from harness.postfix import (
     render_main_cf,
     reset_script,
     smtp_services,
+    start_postfix,
     unused_parameters,
 )
 from harness.world import World
@@ -97,7 +99,6 @@ class CasePod:
     validated: set[str] = field(default_factory=set)
     config_warnings: dict[str, tuple[str, ...]] = field(default_factory=dict)
     current_warnings: tuple[str, ...] = ()
-    _preflight: tuple[str, PostfixSettings, Scenario, int, str] | None = None
 
     def prepare(
         self,
@@ -106,11 +107,15 @@ class CasePod:
         world: World,
         scenario: Scenario,
         index: int,
+        messages: tuple[tuple[Message, bytes], ...] = (),
     ) -> str:
         """Bring the pod to the case: fresh or reset, configured, Postfix and the world up, parameters checked.
 
-        Round trips are few on purpose (each ``docker exec`` costs tens of milliseconds): the files go in as
-        one archive, and one script resets, installs, checks and starts Postfix while the peer swaps worlds.
+        Round trips are few on purpose (each ``docker exec`` costs tens of milliseconds): the files go in as one
+        archive with the case's ``messages`` (each with its RFC 5322 bytes), and one script, while the peer swaps
+        worlds, resets, installs, checks (parameter names, then values: every SMTP client service is started once
+        stand-alone), hands the ``sendmail`` messages to Postfix's maildrop queue and lets Postfix start as soon as
+        the new world serves. Messages ``via: smtp`` need smtpd running: :meth:`inject` sends those.
 
         Returns:
             The main.cf written.
@@ -137,27 +142,21 @@ class CasePod:
             **{path: content.encode() for path, content in settings.maps.items()},
             **{f"{TRUST_DIR}/{name}.pem": pem for name, pem in trust.items()},
         }
+        mail = {f"/run/mxharness/mail/{i}.eml": data for i, (_, data) in enumerate(messages)}
+        senders = [(i, m) for i, (m, _) in enumerate(messages) if m.via == "sendmail"]
         digest = hashlib.sha256(b"\0".join(k.encode() + b"\0" + files[k] for k in sorted(files))).hexdigest()
         check = digest not in self.validated
-        pod.put_postfix_files({f"{STAGE}{path}": data for path, data in files.items()})
         self.postfix_start = len(pod.postfix_log.snapshot())
         self.peer_start = len(pod.peer_log.snapshot()) if pod.peer_log else 0
-        if fresh:  # the peer comes up while Postfix is configured
-            pod.start_peer(world.peer_files())
-        else:
-            pod.swap_world(world.peer_files())
-        self.worlds_served += 1
-        script = [
-            "" if fresh else reset_script(self.previous_maps),
-            f"cp -a {STAGE}/. / && rm -rf {STAGE}",
-            install_script(indexed_maps(settings, master_cf)),
-            # With names Postfix does not know, Postfix is not started: the case is reported as input error. Names
-            # from a configuration folder are only warned about, as the real server does.
-            _blocking_unused(settings.user_parameters),
-            'if [ -z "$blocking" ]; then touch /run/mxharness/go; fi' if check else "touch /run/mxharness/go",
-        ]
-        self.previous_maps = tuple(settings.maps)
-        _, output = pod.exec_postfix("\n".join(script))
+        # The peer comes up (or swaps worlds) while Postfix is reset and configured: the two containers' Docker
+        # calls run side by side. No mail goes in before the world reports ready (inject comes after the wait).
+        peer = _Background(pod.start_peer if fresh else pod.swap_world, world.peer_files())
+        try:
+            pod.put_postfix_files({f"{STAGE}{path}": data for path, data in {**files, **mail}.items()})
+            code, output = self._configure_and_start(settings, master_cf, senders, fresh=fresh, check=check)
+        finally:
+            peer.join()
+            self.worlds_served += 1
         if check:
             unused = unused_parameters(output)
             blocking = [u for u in unused if u.name not in settings.user_parameters]
@@ -167,12 +166,53 @@ class CasePod:
                 f"postconf: warning: {u.file}: unused parameter: {u.name}={u.value}" for u in unused
             )
         self.current_warnings = self.config_warnings.get(digest, ())
+        if code == 3:  # a service did not start: Postfix's fatal lines name the parameter; no mail went in
+            raise self._rejected(output, settings, scenario, index)
+        if code != 0:
+            raise PodError(f"configuring the Postfix container failed (exit {code}): {output.strip()}")
+        if check:
+            self.validated.add(digest)
         self._wait_world_ready()
         self._wait_postfix_started()
         self.cases_run += 1
-        # The parameter values are checked right before the mail goes in, in the same round trip (inject).
-        self._preflight = (master_cf, settings, scenario, index, digest) if check else None
         return main_cf
+
+    def _configure_and_start(
+        self, settings: PostfixSettings, master_cf: str, senders: list[tuple[int, Message]], *, fresh: bool, check: bool
+    ) -> tuple[int, str]:
+        """One script in the Postfix container: reset (a reused pod), move the staged files into place, install
+        (resolver, trust store, postmap, Postfix's check of names), and — unless a name the scenario set is unknown
+        — check the values of a configuration not seen before (exit 3 if a service does not start), drop the
+        ``senders`` into the maildrop queue with ``sendmail`` (Postfix is not running yet: pickup takes them at
+        start) and let Postfix start once the world serves. Returns the exit code and the output."""
+        generation = self.worlds_served  # the world being swapped in (the peer counts from 0)
+        # -N never: no DSN notification to the sender (it would be a second queue entry for example.test).
+        sendmail = [
+            f"sendmail -N never -f {shlex.quote(m.from_)} -- {shlex.quote(m.to)} < /run/mxharness/mail/{i}.eml"
+            for i, m in senders
+        ]
+        go = "\n".join(
+            [
+                *(
+                    [preflight_script(smtp_services(master_cf)), 'if [ -n "$failed" ]; then exit 3; fi']
+                    if check
+                    else []
+                ),
+                *sendmail,
+                start_postfix(generation),
+            ]
+        )
+        script = [
+            "" if fresh else reset_script(self.previous_maps),
+            f"cp -a {STAGE}/. / && rm -rf {STAGE}",
+            install_script(indexed_maps(settings, master_cf)),
+            # With names Postfix does not know, Postfix is not started: the case is reported as input error. Names
+            # from a configuration folder are only warned about, as the real server does.
+            _blocking_unused(settings.user_parameters),
+            f'if [ -z "$blocking" ]; then\n{go}\nfi' if check else go,
+        ]
+        self.previous_maps = tuple(settings.maps)
+        return self.pod.exec_postfix("\n".join(script), check=False)
 
     def _wait_world_ready(self) -> None:
         pod = self.pod
@@ -212,10 +252,9 @@ class CasePod:
             fatal = next(x for x in lines if "fatal:" in x)
             raise PodError(f"Postfix did not start: {fatal.split(': ', 1)[-1]}", lines[-20:])
 
-    def _rejected(self, output: str) -> ConfigRejected:
+    def _rejected(self, output: str, settings: PostfixSettings, scenario: Scenario, index: int) -> ConfigRejected:
         """The preflight found a service that does not start: Postfix's fatal lines as scenario issues."""
-        assert self._preflight is not None and self.pod.postfix_log is not None
-        _, settings, scenario, index, _ = self._preflight
+        assert self.pod.postfix_log is not None
         log = self.pod.postfix_log
         log.wait_for(lambda ls: any("fatal:" in x for x in ls[self.postfix_start :]), FATAL_GRACE_S)
         lines = log.snapshot()[self.postfix_start :]
@@ -225,32 +264,11 @@ class CasePod:
         return ConfigRejected(fatal_issues(scenario, index, fatal, settings.main_cf), lines[-20:])
 
     def inject(self, messages: list[Message], ids: list[str]) -> None:
-        """Check the parameter values of a configuration not seen before (every SMTP client service is started
-        once stand-alone), then hand each message to Postfix's ``sendmail``.
+        """Hand the ``via: smtp`` messages to Postfix's smtpd (the ``sendmail`` ones went in with :meth:`prepare`).
 
         Raises:
-            ConfigRejected: a service did not start; no message was sent.
+            PodError: the SMTP submission failed.
         """
-        pairs = enumerate(zip(messages, ids, strict=True))
-        self.pod.put_postfix_files({f"/run/mxharness/mail/{i}.eml": rfc5322(m, mid) for i, (m, mid) in pairs})
-        script = []
-        if self._preflight is not None:
-            master_cf = self._preflight[0]
-            script.append(preflight_script(smtp_services(master_cf)))
-            script.append('if [ -n "$failed" ]; then exit 3; fi')
-        # -N never: no DSN notification to the sender (it would be a second queue entry for example.test).
-        script += [
-            f"sendmail -N never -f {shlex.quote(m.from_)} -- {shlex.quote(m.to)} < /run/mxharness/mail/{i}.eml"
-            for i, m in enumerate(messages)
-            if m.via == "sendmail"
-        ]
-        code, output = self.pod.exec_postfix("set -e\n" + "\n".join(script), check=False)
-        if code == 3:
-            raise self._rejected(output)
-        if code != 0:
-            raise PodError(f"sendmail failed in the Postfix container (exit {code}): {output.strip()}")
-        if self._preflight is not None:
-            self.validated.add(self._preflight[4])
         by_smtp = [(m.from_, m.to, rfc5322(m, mid)) for m, mid in zip(messages, ids, strict=True) if m.via == "smtp"]
         if by_smtp:
             self.pod.submit_smtp(by_smtp)
@@ -319,6 +337,27 @@ class CasePod:
         postfix = self.pod.postfix_log.snapshot()[self.postfix_start :] if self.pod.postfix_log else []
         peer = self.pod.peer_log.snapshot()[self.peer_start :] if self.pod.peer_log else []
         return tuple(postfix), tuple(peer)
+
+
+class _Background:
+    """``function(*args)`` in a thread; :meth:`join` waits and re-raises what it raised."""
+
+    def __init__(self, function: Callable[..., object], *args: object) -> None:
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                function(*args)
+            except BaseException as exc:  # handed to the caller by join()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="mxharness-peer", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _blocking_unused(user_parameters: frozenset[str]) -> str:

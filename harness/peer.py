@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from harness._world_spec import SPEC_VERSION, DnsSpec, PeerError, ServerSpec, WorldSpec, WorldSpecError
-from harness.dns import DnsServer
+from harness.dns import DnsServer, Record
 from harness.errors import HarnessError
 from harness.smtp import SmtpRunner
 
@@ -167,9 +167,13 @@ async def _serve(world: Path, emit: _Emitter, *, bind: bool) -> None:
             unbind_addresses([a for a in added if a not in wanted])
             added = [a for a in added if a in wanted] + bind_addresses(spec.addresses)
         runner = SmtpRunner([server.endpoint(world.resolve().parent) for server in spec.servers], on_event=emit)
-        with DnsServer(spec.dns.zone(), spec.dns.listen, spec.dns.port, on_query=emit) as dns:
-            await runner.start()
-            try:
+        # The DNS comes up last, with this world's ready name: the Postfix container waits for that name before
+        # Postfix starts (start-postfix), so no mail leaves before every server of the world listens.
+        await runner.start()
+        ready = Record(ready_name(generation), "A", "127.0.0.1")
+        zone = spec.dns.zone(extra=(ready,))
+        try:
+            with DnsServer(zone, spec.dns.listen, spec.dns.port, on_query=_without(ready.name, emit)) as dns:
                 emit(
                     {
                         "event": "ready",
@@ -188,9 +192,25 @@ async def _serve(world: Path, emit: _Emitter, *, bind: bool) -> None:
                 _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 for task in pending:
                     task.cancel()
-            finally:
-                await runner.stop()
+        finally:
+            await runner.stop()
         generation += 1
+
+
+def ready_name(generation: int) -> str:
+    """The DNS name the fake DNS answers (``A 127.0.0.1``) once world ``generation`` serves: the Postfix container
+    polls it before starting Postfix (``getent hosts``). Under ``.invalid`` (RFC 6761 §6.4): never a real name."""
+    return f"g{generation}.ready.mxharness.invalid"
+
+
+def _without(name: str, emit: _Emitter) -> Callable[[Mapping[str, Any]], None]:
+    """``emit`` for DNS query events, except those for ``name`` (the harness's own, not the world's)."""
+
+    def on_query(event: Mapping[str, Any]) -> None:
+        if str(event.get("qname", "")).rstrip(".").lower() != name:
+            emit(event)
+
+    return on_query
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from harness.engine import Engine, Pod, new_run_id, remove_leftovers
 from harness.errors import ConfigRejected, PodError, ScenarioIssue
 from harness.images import ImageSet, ensure_images
 from harness.maillog import DeliveryTracker
+from harness.message import rfc5322
 from harness.model import Case, Scenario
 from harness.observe import recipient_results
 from harness.postfix import settings_for
@@ -184,7 +185,9 @@ class Runner:
         main_cf, error, reusable = "", None, False
         try:
             try:
-                main_cf = casepod.prepare(self._facts_for, settings, world, scenario, scenario.cases.index(case))
+                messages = tuple((m, rfc5322(m, mid)) for m, mid in zip(case.send, ids, strict=True))
+                index = scenario.cases.index(case)
+                main_cf = casepod.prepare(self._facts_for, settings, world, scenario, index, messages)
                 casepod.inject(case.send, ids)
                 casepod.wait_for_first_attempts(tracker, case.send, ids, self.timeout_s)
                 reusable = True

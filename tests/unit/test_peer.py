@@ -410,3 +410,30 @@ def test_sighup_swaps_in_the_next_world(world_dir: Path, run_peer: Any) -> None:
     peer.proc.send_signal(signal.SIGTERM)
     code, _, stderr = peer.finish()
     assert code == 0, stderr
+
+
+def test_the_ready_name_is_answered_but_not_reported_as_a_query_of_the_world() -> None:
+    from harness._world_spec import DnsSpec
+    from harness.dns import Record
+    from harness.peer import _without, ready_name
+
+    name = ready_name(3)
+    assert name == "g3.ready.mxharness.invalid"  # RFC 6761 §6.4: .invalid never resolves for real
+    zone = DnsSpec(records=(Record("example.com", "MX", "10 mx.example.com"),)).zone(
+        extra=(Record(name, "A", "127.0.0.1"),)
+    )
+    assert zone.answer(name + ".", "A").rcode == "NOERROR"
+    seen: list[object] = []
+    on_query = _without(name, seen.append)
+    on_query({"event": "dns", "qname": name + ".", "qtype": "A"})
+    on_query({"event": "dns", "qname": "example.com.", "qtype": "MX"})
+    assert seen == [{"event": "dns", "qname": "example.com.", "qtype": "MX"}]
+
+
+def test_postfix_starts_on_the_worlds_generation() -> None:
+    from harness.postfix import start_postfix
+
+    script = start_postfix(7)
+    assert script == "echo 7 > /run/mxharness/go.new && mv /run/mxharness/go.new /run/mxharness/go"
+    start = (Path(__file__).resolve().parents[2] / "containers/postfix/start-postfix").read_text()
+    assert 'getent hosts "g$generation.ready.mxharness.invalid"' in start  # the name ready_name() gives

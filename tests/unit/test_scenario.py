@@ -173,7 +173,7 @@ def test_a_yaml_float_keeps_the_text_written(load: Load) -> None:
 def test_an_unknown_release_is_an_input_error(problems: Problems) -> None:
     assert problems(changed("  trust: [root]\n", "  release: 3.99\n")) == [
         "s.yaml:16: postfix.release: no Postfix image for release '3.99'. "
-        "Hint: known releases are 3.7 (Debian bookworm)"
+        "Hint: known releases are 3.5 (Debian bullseye), 3.7 (Debian bookworm), 3.10 (Debian trixie)"
     ]
 
 
