@@ -75,10 +75,10 @@ def comparison_scenarios(
     Raises:
         ScenarioError: two worlds define one entry differently.
     """
-    libraries = [w for w in worlds if w.destinations]
     out: list[Scenario] = []
     slots: list[Slot] = []
-    chosen = [d for w in libraries for d in destinations_of(w) if domains is None or d.domain in domains]
+    chosen = [d for w in worlds for d in destinations_of(w) if domains is None or d.domain in domains]
+    libraries = [w for w in worlds if any(d.world == w.name for d in chosen)]  # the others' certificates not made
     if chosen:
         pki, dns, servers = merged_worlds(libraries)
         name = libraries[0].name if len(libraries) == 1 else "library"
