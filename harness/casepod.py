@@ -168,6 +168,14 @@ class CasePod:
         self.current_warnings = self.config_warnings.get(digest, ())
         if code == 3:  # a service did not start: Postfix's fatal lines name the parameter; no mail went in
             raise self._rejected(output, settings, scenario, index)
+        if code == 4:
+            tail = [*pod.postfix_log.snapshot()[-15:], "--- peer events ---"]
+            tail += pod.peer_log.snapshot()[-10:] if pod.peer_log else []
+            raise PodError(
+                f"Postfix was not running {STARTUP_TIMEOUT_S:.0f} s after the start ({pod.state()}). Hint: the "
+                "peer's events and Postfix's last lines tell whether the world or Postfix did not come up",
+                tail,
+            )
         if code != 0:
             raise PodError(f"configuring the Postfix container failed (exit {code}): {output.strip()}")
         if check:
@@ -182,26 +190,19 @@ class CasePod:
     ) -> tuple[int, str]:
         """One script in the Postfix container: reset (a reused pod), move the staged files into place, install
         (resolver, trust store, postmap, Postfix's check of names), and — unless a name the scenario set is unknown
-        — check the values of a configuration not seen before (exit 3 if a service does not start), drop the
-        ``senders`` into the maildrop queue with ``sendmail`` (Postfix is not running yet: pickup takes them at
-        start) and let Postfix start once the world serves. Returns the exit code and the output."""
+        — let Postfix start once the world serves (exit 4 if it is not running within the startup limit), check
+        the values of a configuration not seen before (exit 3 if a service does not start) and hand the
+        ``senders`` to ``sendmail``. Returns the exit code and the output."""
         generation = self.worlds_served  # the world being swapped in (the peer counts from 0)
         # -N never: no DSN notification to the sender (it would be a second queue entry for example.test).
         sendmail = [
             f"sendmail -N never -f {shlex.quote(m.from_)} -- {shlex.quote(m.to)} < /run/mxharness/mail/{i}.eml"
             for i, m in senders
         ]
-        go = "\n".join(
-            [
-                *(
-                    [preflight_script(smtp_services(master_cf)), 'if [ -n "$failed" ]; then exit 3; fi']
-                    if check
-                    else []
-                ),
-                *sendmail,
-                start_postfix(generation),
-            ]
-        )
+        values = [preflight_script(smtp_services(master_cf)), 'if [ -n "$failed" ]; then exit 3; fi'] if check else []
+        # Postfix first (it starts once the world serves), then the value check (a stand-alone smtp(8) waits
+        # for tlsmgr, which only a running master provides), then the mail.
+        go = "\n".join([start_postfix(generation), _wait_for_master(STARTUP_TIMEOUT_S), *values, *sendmail])
         script = [
             "" if fresh else reset_script(self.previous_maps),
             f"cp -a {STAGE}/. / && rm -rf {STAGE}",
@@ -337,6 +338,18 @@ class CasePod:
         postfix = self.pod.postfix_log.snapshot()[self.postfix_start :] if self.pod.postfix_log else []
         peer = self.pod.peer_log.snapshot()[self.peer_start :] if self.pod.peer_log else []
         return tuple(postfix), tuple(peer)
+
+
+def _wait_for_master(limit_s: float) -> str:
+    """Shell: wait until master(8) runs (its pid file names a live process; ``postfix status`` would log a line
+    each time); exit 4 after about ``limit_s`` seconds."""
+    tries = int(limit_s / 0.01)
+    return (
+        'pidfile="$(postconf -xh queue_directory)/pid/master.pid"; n=0\n'
+        'until m=$({ tr -d " " < "$pidfile"; } 2>/dev/null) && [ -n "$m" ] && kill -0 "$m" 2>/dev/null; do\n'
+        f"  n=$((n+1)); [ $n -lt {tries} ] || exit 4; sleep 0.01\n"
+        "done"
+    )
 
 
 class _Background:

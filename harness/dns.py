@@ -247,6 +247,13 @@ class DnsServer:
         self._servers: list[Any] = []
         self._threads: list[threading.Thread] = []
 
+    def serve(self, zone: Zone, on_query: QueryCallback | None = None) -> None:
+        """Answer from ``zone`` from now on (and report queries to ``on_query``), without closing the sockets: a
+        query never falls into a gap between two zones (a lost query costs a resolver its whole timeout)."""
+        self.zone = zone
+        self.resolver.on_query = on_query
+        self.resolver.zone = zone
+
     def start(self) -> None:
         """Bind UDP and TCP and start serving in background threads.
 

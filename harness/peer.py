@@ -160,20 +160,29 @@ async def _serve(world: Path, emit: _Emitter, *, bind: bool) -> None:
     loop.add_signal_handler(signal.SIGHUP, reload.set)
     added: list[str] = []
     generation = 0
-    while not stop.is_set():
-        spec = WorldSpec.from_json(world.read_text())
-        if bind:
-            wanted = {str(ipaddress.ip_address(x)) for x in spec.addresses}
-            unbind_addresses([a for a in added if a not in wanted])
-            added = [a for a in added if a in wanted] + bind_addresses(spec.addresses)
-        runner = SmtpRunner([server.endpoint(world.resolve().parent) for server in spec.servers], on_event=emit)
-        # The DNS comes up last, with this world's ready name: the Postfix container waits for that name before
-        # Postfix starts (start-postfix), so no mail leaves before every server of the world listens.
-        await runner.start()
-        ready = Record(ready_name(generation), "A", "127.0.0.1")
-        zone = spec.dns.zone(extra=(ready,))
-        try:
-            with DnsServer(zone, spec.dns.listen, spec.dns.port, on_query=_without(ready.name, emit)) as dns:
+    dns: DnsServer | None = None
+    try:
+        while not stop.is_set():
+            spec = WorldSpec.from_json(world.read_text())
+            if bind:
+                wanted = {str(ipaddress.ip_address(x)) for x in spec.addresses}
+                unbind_addresses([a for a in added if a not in wanted])
+                added = [a for a in added if a in wanted] + bind_addresses(spec.addresses)
+            runner = SmtpRunner([server.endpoint(world.resolve().parent) for server in spec.servers], on_event=emit)
+            await runner.start()
+            try:
+                # The DNS stays up across worlds and takes the new zone only now that every server listens: the
+                # new world's ready name, which the Postfix container waits for before Postfix starts, is answered
+                # from here on, and no query is lost between two worlds.
+                ready = Record(ready_name(generation), "A", "127.0.0.1")
+                zone = spec.dns.zone(extra=(ready,))
+                if dns is not None and (dns.address, dns.port) != (spec.dns.listen, spec.dns.port):
+                    dns.stop()
+                    dns = None
+                if dns is None:
+                    dns = DnsServer(zone, spec.dns.listen, spec.dns.port)
+                    dns.start()
+                dns.serve(zone, on_query=_without(ready.name, emit))
                 emit(
                     {
                         "event": "ready",
@@ -192,9 +201,12 @@ async def _serve(world: Path, emit: _Emitter, *, bind: bool) -> None:
                 _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 for task in pending:
                     task.cancel()
-        finally:
-            await runner.stop()
-        generation += 1
+            finally:
+                await runner.stop()
+            generation += 1
+    finally:
+        if dns is not None:
+            dns.stop()
 
 
 def ready_name(generation: int) -> str:

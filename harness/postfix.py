@@ -241,6 +241,8 @@ if [ -n "$capath" ]; then
   openssl rehash "$capath" >/dev/null 2>&1 || c_rehash "$capath" >/dev/null
 fi
 {postmaps}
+# Postfix's start skips its integrity check of the image's files (postfix-script, quick-start): half a second.
+touch "$(postconf -xh queue_directory)/quick-start"
 # Postfix's own check of parameter names (main.cf and master.cf -o): "unused parameter" warnings.
 unused=$(postconf -n 2>&1 >/dev/null | grep 'unused parameter' || true)
 [ -z "$unused" ] || echo "$unused"
@@ -266,17 +268,18 @@ if [ -n "$m" ] && kill -STOP "$m" 2>/dev/null; then
   done
   kill -KILL "$m"; kill -CONT "$m" 2>/dev/null
   while kill -0 "$m" 2>/dev/null; do sleep 0.005; done
-fi"""
+fi
+rm -f "$(postconf -xh queue_directory)/pid/master.pid"
+"""
 
 
 def reset_script(previous_maps: Iterable[str]) -> str:
     """The script that returns a reused pod's Postfix container to the state of a fresh one between two cases.
 
     Postfix is stopped (:data:`STOP_POSTFIX`: master and every daemon, so qmgr forgets dead destinations, scache and
-    tlsmgr their caches), the queue and maildrop are emptied (``postsuper -d ALL``), the data directory (caches,
-    PRNG seed) is emptied, /etc/postfix is restored from the image's copy, and the previous case's map files and
-    trust store outside /etc/postfix are removed. The next start skips Postfix's integrity check (``quick-start``),
-    which found nothing the first time on the same files.
+    tlsmgr their caches), every queue is emptied (a stopped Postfix's queue is just files; ``postsuper`` would log
+    through the stopped postlogd), the data directory (caches, PRNG seed) is emptied, /etc/postfix is restored from
+    the image's copy, and the previous case's map files and trust store outside /etc/postfix are removed.
 
     Args:
         previous_maps: the map paths the previous case wrote.
@@ -287,11 +290,10 @@ def reset_script(previous_maps: Iterable[str]) -> str:
     return f"""cafile=$(postconf -xh smtp_tls_CAfile 2>/dev/null)
 capath=$(postconf -xh smtp_tls_CApath 2>/dev/null)
 {STOP_POSTFIX}
-postsuper -d ALL >/dev/null 2>&1
-rm -f "$(postconf -xh queue_directory)"/maildrop/*
+q=$(postconf -xh queue_directory)
+for d in maildrop incoming active deferred defer bounce trace flush hold corrupt saved; do rm -rf "$q/$d"/*; done
 rm -rf /var/lib/postfix/* $cafile $capath {maps} /run/mxharness/trust /run/mxharness/mail
 rm -rf /etc/postfix && cp -a /etc/postfix.image /etc/postfix
-touch "$(postconf -xh queue_directory)/quick-start"
 """
 
 
