@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness.engine import RUN_LABEL, remove_leftovers
+from harness.engine import LABEL, RUN_LABEL, remove_leftovers
 from harness.runner import Runner
 from harness.scenario import scenario_from_dict
 
@@ -90,3 +90,80 @@ def test_clean_removes_a_killed_runs_pod_and_spares_a_live_run(mxharness_runner:
                 proc.terminate()
                 proc.wait(timeout=30)
     assert _pods(engine, "live-run") == []  # the live run removed its own pod on SIGTERM
+
+
+def test_an_image_build_failing_halfway_is_an_environment_problem_and_leaves_nothing(tmp_path: Path) -> None:
+    import shutil
+
+    import docker
+
+    from harness.engine import Engine
+    from harness.errors import EnvironmentProblem
+    from harness.images import _build, ensure_images
+
+    context = tmp_path / "postfix"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "containers" / "postfix", context)
+    dockerfile = context / "Dockerfile"
+    # The first steps succeed (layers, an intermediate container per step), then one fails.
+    dockerfile.write_text(
+        dockerfile.read_text() + 'RUN echo step-one-done\nRUN echo "apt: broken mirror" >&2; exit 100\n'
+    )
+    engine = Engine()
+    try:
+        base = ensure_images(engine).postfix  # any local image will do as the base
+        # Build steps run in unlabelled containers (the harness's own carry mxharness=1; other runs may be going).
+        before = {c.id for c in engine.client.containers.list(all=True) if LABEL not in c.labels}
+        tag = "mxharness/postfix:broken-halfway-test"
+        try:
+            _build(engine, context, tag, base)
+        except EnvironmentProblem as exc:
+            message = str(exc)
+        else:
+            raise AssertionError("the broken build did not fail")
+        assert message.startswith(f"building {tag} failed:")
+        assert "returned a non-zero code: 100" in message and "apt: broken mirror" in message
+        after = {c.id for c in engine.client.containers.list(all=True) if LABEL not in c.labels}
+        assert after == before  # no intermediate container left
+        try:
+            engine.client.images.get(tag)
+        except docker.errors.ImageNotFound:
+            pass
+        else:
+            raise AssertionError("a half-built image was tagged")
+    finally:
+        engine.close()
+
+
+def test_ctrl_c_under_pytest_removes_the_pod(tmp_path: Path) -> None:
+    import signal
+
+    from ruamel.yaml import YAML
+
+    from harness.engine import Engine
+
+    with (tmp_path / "slow.yaml").open("w") as out:
+        YAML().dump(SLOW, out)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "slow.yaml")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    engine = Engine()
+    try:
+        label = {"label": f"mxharness.pid={child.pid}"}
+        deadline = time.monotonic() + 60
+        while not engine.client.containers.list(filters=label) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert engine.client.containers.list(filters=label), "the case never started its pod"
+        time.sleep(1.0)  # inside the case: the server delays its greeting for 20 s
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=60)
+        assert child.returncode == 2, out  # pytest's "interrupted"
+        assert "KeyboardInterrupt" in out
+        assert engine.client.containers.list(all=True, filters=label) == [], out
+    finally:
+        if child.poll() is None:
+            child.kill()
+        engine.close()
