@@ -47,13 +47,18 @@ def new_run_id() -> str:
 class Engine:
     """A connection to the Docker engine (``DOCKER_HOST`` or the local socket).
 
+    Everything the harness does goes through the engine's API (files by archive, commands by exec, logs by
+    stream, images built from a sent context), so a remote engine works like a local one: ``tcp://…`` as the
+    Docker SDK supports it, ``ssh://user@host`` through the system's ``ssh`` client (as the docker CLI does).
+
     Raises:
         EnvironmentProblem: no engine answers.
     """
 
     def __init__(self) -> None:
         try:
-            self.client = docker.from_env(timeout=API_TIMEOUT_S)
+            ssh = os.environ.get("DOCKER_HOST", "").startswith("ssh://")
+            self.client = docker.from_env(timeout=API_TIMEOUT_S, use_ssh_client=ssh)
             self.client.ping()
         except (docker.errors.DockerException, OSError) as exc:
             raise EnvironmentProblem(
