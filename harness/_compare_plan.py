@@ -10,7 +10,8 @@ configuration under comparison is the only one. :func:`on_side` then gives a sce
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from harness._compare_config import Configuration, policy_domains
@@ -81,7 +82,8 @@ def comparison_scenarios(
     libraries = [w for w in worlds if any(d.world == w.name for d in chosen)]  # the others' certificates not made
     if chosen:
         pki, dns, servers = merged_worlds(libraries)
-        name = libraries[0].name if len(libraries) == 1 else "library"
+        taken = {w.name for w in worlds}
+        name = libraries[0].name if len(libraries) == 1 else next(n for n in _names("library") if n not in taken)
         send = [Message(to=d.recipient) for d in chosen]
         out.append(Scenario(name=name, pki=pki, dns=dns, servers=servers, cases=[Case(name="compare", send=send)]))
         slots += [Slot(name, "compare", i, d.world, d.domain, d.recipient, "sendmail") for i, d in enumerate(chosen)]
@@ -130,6 +132,12 @@ def _distinct(messages: Iterable[Message]) -> list[Message]:
         if key not in seen:  # a new message: no expect, also none per release
             seen[key] = Message.model_validate(m.model_dump(by_alias=True, exclude={"expect"}))
     return list(seen.values())
+
+
+def _names(base: str) -> Iterator[str]:
+    """``base``, ``base-2``, ``base-3`` …: a name for the merged worlds that no scenario of the comparison has."""
+    yield base
+    yield from (f"{base}-{n}" for n in itertools.count(2))
 
 
 def _covers(key: str, domain: str) -> bool:

@@ -158,6 +158,16 @@ def test_library_worlds_become_one_scenario_with_one_message_per_destination() -
     assert library.postfix.main_cf is None and all(not m.expect.model_fields_set for m in library.cases[0].send)
 
 
+def test_the_merged_worlds_take_a_name_no_scenario_of_the_comparison_has() -> None:
+    other = scenario_from_dict({"name": "library", "dns": {"b.example": {"A": "auto"}}, "cases": _one("a@b.example")})
+    scenarios, _ = comparison_scenarios([*library_worlds(), other], domains={"fastmail.fm", "gmail.com"})
+    assert [s.name for s in scenarios] == ["library-2", "library"]
+
+
+def _one(to: str) -> list[dict[str, object]]:
+    return [{"name": "c", "send": [{"to": to}]}]
+
+
 def test_a_scenario_contributes_its_distinct_messages_without_expectations_or_settings() -> None:
     seed = load_scenario(ROOT / "scenarios" / "seed" / "seed-configuration.yaml")
     scenarios, slots = comparison_scenarios([seed])
