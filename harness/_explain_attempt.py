@@ -9,18 +9,21 @@ Rules (Postfix 3.7 ``src/smtp/smtp_proto.c`` ``smtp_start_tls``/``smtp_helo``, `
 * A handshake that fails (``tls.handshake: abort``, no common TLS version) → ``4.7.5 Cannot start TLS: handshake
   failure``, at ``may`` too on the first attempt (the plaintext retry waits for ``minimal_backoff_time``).
   At levels that check the certificate Postfix runs OpenSSL at security level 1, where OpenSSL 3 refuses the SHA-1
-  signatures of TLSv1/TLSv1.1 (observed on 3.7.11, scenarios/faults/tls-versions.yaml).
+  signatures of TLSv1/TLSv1.1 (observed on 3.7.11, scenarios/faults/tls-versions.yaml). Postfix ≤ 3.5 does not know
+  the ``>=TLSv1.2`` form of the protocols parameters (3.6+): the session fails the same way (observed on 3.5.25).
 * ``may``/``encrypt``: the certificate is not checked; the TLS line says ``Trusted`` when the chain verifies, else
   ``Untrusted`` (``Anonymous`` only without a server certificate). ``fingerprint``: a digest must match →
-  ``Verified``. ``verify``/``secure``: the chain must verify and a reference name match → ``Verified``;
-  otherwise ``4.7.5 Server certificate not verified``. The TLS line of such a failure says ``Untrusted`` on
-  3.6.0 to 3.10.3 (OpenSSL's host check is part of chain verification there) and ``Trusted`` for a trusted chain with a
-  wrong name on ≤ 3.5 and ≥ 3.10.4 (postfix-tls-notes.md).
+  ``Verified``; else ``Untrusted`` on 3.6+ (the digests are DANE records there), and on ≤ 3.5 ``Trusted`` for a
+  trusted chain (observed on 3.5.25, scenarios/faults/certs-keys.yaml). ``verify``/``secure``: the chain must
+  verify and a reference name match → ``Verified``; otherwise ``4.7.5 Server certificate not verified``. The TLS
+  line of such a failure says ``Untrusted`` on 3.6.0 to 3.10.3 (OpenSSL's host check is part of chain verification
+  there) and ``Trusted`` for a trusted chain with a wrong name on ≤ 3.5 and ≥ 3.10.4 (postfix-tls-notes.md).
 * Every failure here is soft except a 5xx reply: Postfix tries the next address, and reports the last one.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from harness._explain_inputs import CaseInputs
@@ -180,7 +183,7 @@ def _session(
             steps.append(f"The server does not offer STARTTLS ({why}).")
             if level == "may":
                 return plaintext('At "may" Postfix continues in plaintext.')
-            reason = f"TLS is required, but was not offered by host {at}"
+            reason = f"TLS is required, but was not offered by host {host.name}[{address.text}]"
             return done(Outcome("deferred", "4.7.4", reason, "none", "soft"))
         slow_starttls = slow("starttls", "none")
         if slow_starttls is not None:
@@ -196,7 +199,7 @@ def _session(
                 return plaintext('At "may" Postfix continues in plaintext.')
             code, dsn = reply_dsn(refusal)
             status, kind = ("bounced", "hard") if code.startswith("5") else ("deferred", "soft")
-            reason = f"TLS is required, but host {at} refused to start TLS: {refusal}"
+            reason = f"TLS is required, but host {host.name}[{address.text}] refused to start TLS: {refusal}"
             return done(Outcome(status, dsn, reason, "none", kind))
         steps.append("The server offers STARTTLS and Postfix uses it.")
     else:
@@ -265,6 +268,10 @@ def _certificate(
             return done(replace(not_verified, certain=False, note=fp.why))
         if fp.matched:
             return done(after_tls(server, recipient, "Verified", at, steps, slow))
+        if inputs.version < (3, 6):  # Postfix 3.5 checks the digest after OpenSSL's chain verification
+            tls = "Trusted" if chain.trusted else "Untrusted"
+            steps.append(f'No digest matches: Postfix 3.5 logs "{tls} TLS connection established" and defers.')
+            return done(replace(not_verified, tls=tls))
         steps.append("OpenSSL: num=65:no matching DANE TLSA records; Postfix defers.")
         return done(not_verified)
     if inputs.version < (3, 6) and chain.trusted:  # then the names decide, with a matcher the model lacks
@@ -319,6 +326,12 @@ def _handshake_problem(server: ServerSpec, policy: TlsPolicy, version: tuple[int
     that check the certificate is OpenSSL 3's (Debian bookworm and later); on an older release it is not modelled."""
     if server.tls.handshake == "abort":
         return "The server accepts STARTTLS and closes the connection before the handshake.", True
+    if version < (3, 6) and re.search(r"[<>]=", policy.protocols):
+        return (
+            f"Postfix {'.'.join(map(str, version))} does not know the protocols form {policy.protocols!r} (new in "
+            "3.6): it rejects the list and the TLS session fails.",
+            True,
+        )
     low = _VERSIONS.index(server.tls.min_version or "TLSv1.2")
     high = _VERSIONS.index(server.tls.max_version or "TLSv1.3")
     configured = _client_versions(policy.protocols)

@@ -11,6 +11,7 @@ answer without DNSSEC is not authenticated).
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 
 from harness._explain_attempt import Attempt
@@ -64,16 +65,38 @@ def find_fixes(inputs: CaseInputs, decision: Decision, *, digest_of: DigestOf | 
                 "any certificate"
             ),
         )
-    if level in ("encrypt", "fingerprint", "verify", "secure") and any(
-        a.outcome.dsn == "4.7.4" or "refused to start TLS" in a.outcome.reason for a in failed
-    ):
+    no_tls = [a for a in failed if a.outcome.dsn == "4.7.4" or "refused to start TLS" in a.outcome.reason]
+    if level in ("encrypt", "fingerprint", "verify", "secure") and no_tls:
+        candidates += _filter_fixes(inputs, decision)
         candidates += _policy(
             inputs,
             decision,
             "may",
             why=("plaintext when the server does not do TLS: anyone on the path can read and change the mail"),
         )
-    return _checked(candidates, decision.recipient, digest_of)
+    return _checked(candidates, decision.recipient, digest_of, decision.via)
+
+
+def _filter_fixes(inputs: CaseInputs, decision: Decision) -> list[Candidate]:
+    """For the hop to a content filter on this machine: no TLS on that service only (FILTER_README's amavis
+    service; the filter speaks plain SMTP on loopback)."""
+    rt = decision.route
+    service = inputs.service(rt.transport)
+    if rt.content_filter is None or service is None or not _loopback(rt.nexthop):
+        return []
+    change = f"master.cf: service {service.name} ({service.type}, smtp): add -o smtp_tls_security_level=none"
+    why = (
+        f"no TLS on the hop to the content filter only: it stays on this machine ({rt.nexthop}), so there is no "
+        "network to protect; the other deliveries keep their levels"
+    )
+    return [(change, why, inputs.with_service_option(service, "smtp_tls_security_level", "none"))]
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
 
 
 def _name_fixes(inputs: CaseInputs, decision: Decision, attempts: list[Attempt]) -> list[Candidate]:
@@ -253,12 +276,12 @@ def _policy(
     return [(f'main.cf: smtp_tls_policy_maps = texthash:{_POLICY_FILE}, with "{line}"', why, changed)]
 
 
-def _checked(candidates: list[Candidate], recipient: str, digest_of: DigestOf | None) -> tuple[Fix, ...]:
+def _checked(candidates: list[Candidate], recipient: str, digest_of: DigestOf | None, via: str) -> tuple[Fix, ...]:
     fixes: dict[str, Fix] = {}
     for change, why, changed in candidates:
         if change in fixes:
             continue
-        after = decide(changed, recipient, digest_of=digest_of).prediction
+        after = decide(changed, recipient, digest_of=digest_of, via=via).prediction
         if after.status == "sent" and after.certain:
             fixes[change] = Fix(change, why, after)
         if len(fixes) >= _MAX_FIXES:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["FILE_TYPES", "MapEntry", "MapLookup", "lookup", "table_refs"]
+__all__ = ["FILE_TYPES", "MapEntry", "MapLookup", "lookup", "table_entries", "table_refs"]
 
 #: Table types that are a ``key value`` file on disk.
 FILE_TYPES = ("hash", "btree", "lmdb", "cdb", "dbm", "sdbm", "texthash")
@@ -92,6 +92,11 @@ def lookup(tables: str, key: str, files: Mapping[str, str], *, config_directory:
             if k.lower() == folded:
                 return MapLookup(MapEntry(ref, k, v, line))
     return MapLookup(None)
+
+
+def table_entries(text: str) -> list[tuple[int, str, str]]:
+    """``(line, key, value)`` of each entry of a ``key value`` file (empty: the table lists nothing)."""
+    return _entries(text)
 
 
 def _entries(text: str) -> list[tuple[int, str, str]]:

@@ -1,12 +1,25 @@
 """Where Postfix sends a message: transport, next-hop destination, MX hosts and their addresses.
 
-Rules (Postfix 3.7): trivial-rewrite(8) picks the transport and next-hop. A ``transport_maps`` entry is looked up by
-the full address, then the domain, then each parent as ``.parent`` (``transport_maps`` is not in
+Rules (Postfix 3.7): a content filter comes first. ``content_filter`` (main.cf, or a ``-o content_filter=`` of the
+master.cf service that receives the message: ``pickup`` for mail sent with sendmail, the ``smtpd`` on port 25 for
+mail ``via: smtp``; an empty ``-o`` switches it off) sends the message to its ``transport:nexthop`` instead of the
+recipient's route (cleanup(8) records it, qmgr(8) uses it before ``transport_maps``); the filter's own delivery is the
+attempt Postfix logs first (postconf(5) ``content_filter``, FILTER_README).
+
+Otherwise trivial-rewrite(8) picks the transport and next-hop from the recipient domain's address class
+(ADDRESS_CLASS_README): a domain in ``mydestination``, ``virtual_alias_domains`` or ``virtual_mailbox_domains`` is
+not delivered by smtp(8) (not modelled); one in ``relay_domains`` (default ``$mydestination`` below
+``compatibility_level`` 2; a parent also matches its subdomains, ``parent_domain_matches_subdomains``) uses
+``relay_transport``; any other uses ``default_transport``. A ``transport_maps`` entry is looked up by the full
+address, then the domain, then each parent as ``.parent`` (``transport_maps`` is not in
 ``parent_domain_matches_subdomains``), then ``*`` (transport(5)). Its ``transport:nexthop`` result: an empty
-transport keeps the default one; a transport with an empty next-hop resets the next-hop to the recipient domain.
-Without an entry the default transport (``default_transport``, default ``smtp``) delivers to its own next-hop
-(``default_transport = smtp:[host]``), else to ``relayhost``, else to the recipient domain. ``relay_domains``,
-``sender_dependent_*``, ``smtp_fallback_relay`` and ``content_filter`` are not modelled.
+transport keeps the class's one; a transport with an empty next-hop resets the next-hop to the recipient domain.
+Without an entry the transport (``default_transport``, default ``smtp``; ``relay_transport``, default ``relay``)
+delivers to its own next-hop (``default_transport = smtp:[host]``), else to ``relayhost``, else to the recipient
+domain. ``sender_dependent_*`` and ``smtp_fallback_relay`` are not modelled, nor are tables that may rewrite the
+recipient or redirect the message (``virtual_alias_maps``, ``canonical_maps``, ``recipient_canonical_maps`` with an
+entry for the address or its ``@domain``; ``header_checks``/``body_checks`` and, for mail via smtp, the access
+tables of the ``smtpd_*_restrictions`` with any entry; ``smtpd_proxy_filter``).
 
 The smtp(8) client (``smtp_connect.c``, ``smtp_parse_destination``) strips ``[]`` and ``:port`` from the destination
 to get the next-hop domain (what ``nexthop`` means in a match list). ``[host]`` means no MX lookup; otherwise the MX
@@ -19,11 +32,11 @@ then the domain). The host name of an MX host is the name as published, not CNAM
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 
 from harness._explain_inputs import CaseInputs, Setting
-from harness._explain_maps import lookup
+from harness._explain_maps import FILE_TYPES, lookup, table_entries, table_refs
+from harness.postfix import SmtpService
 
 __all__ = ["Address", "MxHost", "Resolution", "Route", "resolve", "route"]
 
@@ -43,6 +56,9 @@ class Route:
         mx_lookup: False for a bracketed destination.
         origin: why this next-hop, in words.
         unsupported: what the model cannot follow (another transport type, several destinations, …), if anything.
+        content_filter: the ``content_filter`` setting that sent the message to this next-hop (None: the
+            recipient's own route).
+        note: something the reader should know about the route (a content filter switched off for this message).
     """
 
     transport: str
@@ -52,6 +68,8 @@ class Route:
     mx_lookup: bool
     origin: str
     unsupported: str | None = None
+    content_filter: Setting | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,18 +107,21 @@ class Resolution:
     unsupported: str | None = None
 
 
-def route(inputs: CaseInputs, recipient: str) -> Route:
-    """The transport and next-hop of ``recipient``, with the reason in words."""
+def route(inputs: CaseInputs, recipient: str, via: str = "sendmail") -> Route:
+    """The transport and next-hop of ``recipient``'s message sent ``via`` ``sendmail`` or ``smtp``, with the reason
+    in words."""
     domain = recipient.rpartition("@")[2].lower().rstrip(".")
-    default = inputs.param("default_transport")
-    def_transport, _, def_nexthop = default.value.partition(":")
-    unsupported = None
-    not_modelled = ("sender_dependent_relayhost_maps", "sender_dependent_default_transport_maps", "content_filter")
-    for name in (*not_modelled, "relay_domains", "smtp_fallback_relay"):
-        if inputs.param(name).value:
-            unsupported = f"{name} is not modelled"
-    if re.search(r"content_filter\s*=\s*[^\s}]", inputs.master_cf):
-        unsupported = "a master.cf content_filter is not modelled"
+    receiver = inputs.receiver(via)
+    unsupported = _not_modelled(inputs, recipient, domain, via, receiver)
+    filtered = _content_filter(inputs, via, receiver)
+    if isinstance(filtered, Setting):
+        return _filter_route(inputs, filtered, unsupported, via)
+    note = filtered
+    klass, transport_setting = _address_class(inputs, domain)
+    if klass not in ("default", "relay"):
+        unsupported = unsupported or klass
+        transport_setting = inputs.param("default_transport")
+    def_transport, _, def_nexthop = transport_setting.value.partition(":")
     tables = inputs.param("transport_maps")
     transport, nexthop, origin = def_transport, "", ""
     if tables.value:
@@ -123,12 +144,14 @@ def route(inputs: CaseInputs, recipient: str) -> Route:
     if not nexthop:
         relayhost = inputs.param("relayhost")
         if def_nexthop:
-            nexthop, origin = def_nexthop, origin or f"the default transport's next-hop ({_said(default)})"
+            nexthop, origin = def_nexthop, origin or f"the transport's own next-hop ({_said(transport_setting)})"
         elif relayhost.value:
             nexthop, origin = relayhost.value, origin or f"relayhost ({_said(relayhost)})"
         else:
             nexthop = domain
             origin = origin or "the recipient domain (no transport_maps entry, relayhost empty)"
+    if klass == "relay" and not origin.startswith("transport_maps"):
+        origin += f"; {domain} is in relay_domains: {_said(transport_setting)}"
     first, *more = nexthop.replace(",", " ").split()
     if more:
         unsupported = f"several next-hop destinations ({nexthop}): only the first is modelled"
@@ -143,7 +166,141 @@ def route(inputs: CaseInputs, recipient: str) -> Route:
         mx_lookup=not first.startswith("["),
         origin=origin,
         unsupported=unsupported,
+        note=note,
     )
+
+
+def _content_filter(inputs: CaseInputs, via: str, receiver: SmtpService | None) -> Setting | str:
+    """The ``content_filter`` in force for a message received by ``receiver``, or "" (none) / a note saying why
+    there is none although main.cf sets one."""
+    setting = inputs.param("content_filter", receiver)
+    if setting.value.strip():
+        return setting
+    configured = inputs.param("content_filter")
+    if configured.value.strip() and receiver is not None:
+        return f"no content filter for mail received by {_RECEIVERS[via]}: {setting.origin}, over {_said(configured)}"
+    return ""
+
+
+_RECEIVERS = {"sendmail": "pickup (sent with sendmail)", "smtp": "smtpd (via smtp)"}
+
+
+def _filter_route(inputs: CaseInputs, setting: Setting, unsupported: str | None, via: str) -> Route:
+    """The next-hop of the content filter ``transport:nexthop`` (``smtp-amavis:[127.0.0.1]:10024``)."""
+    transport, _, nexthop = setting.value.strip().partition(":")
+    host, port = _parse_destination(nexthop) if nexthop else ("", 25)
+    said = f"content filter ({_said(setting)})"
+    if not nexthop or "," in nexthop or " " in nexthop:
+        unsupported = unsupported or f"{said}: a filter without one next-hop is not modelled"
+    elif transport not in ("smtp", "relay") and inputs.service(transport) is None:
+        unsupported = unsupported or f"{said}: transport {transport} is not an smtp(8) service of master.cf"
+    return Route(
+        transport=transport or "smtp",
+        destination=nexthop,
+        nexthop=host,
+        port=port,
+        mx_lookup=not nexthop.startswith("["),
+        origin=f"the {said} of mail received by {_RECEIVERS.get(via, via)}: the message goes to the filter first",
+        unsupported=unsupported,
+        content_filter=setting,
+    )
+
+
+def _address_class(inputs: CaseInputs, domain: str) -> tuple[str, Setting]:
+    """``("default"|"relay", transport setting)``, or why the class is one the model does not follow."""
+    for name, what in (
+        ("mydestination", "local delivery"),
+        ("virtual_alias_domains", "a virtual alias domain"),
+        ("virtual_mailbox_domains", "virtual mailbox delivery"),
+        ("relay_domains", ""),
+    ):
+        setting = inputs.param(name)
+        matched = _domain_listed(inputs, name, setting.value, domain)
+        if matched is None:
+            continue
+        if matched.startswith("?"):
+            return f"{name} ({_said(setting)}): {matched[1:]} is not modelled", setting
+        if not what:
+            return "relay", inputs.param("relay_transport")
+        return f"{domain} is in {name} ({_said(setting)}): {what} is not modelled", setting
+    return "default", inputs.param("default_transport")
+
+
+def _domain_listed(inputs: CaseInputs, name: str, value: str, domain: str, depth: int = 0) -> str | None:
+    """Whether ``domain`` is in the domain list ``value`` of parameter ``name`` (``match_list``: names, ``.domain``,
+    ``!`` negation, ``/file`` of patterns, ``type:table``): the pattern that matched; None; or ``?why`` when a
+    table the model cannot read decides."""
+    parents = name in inputs.param("parent_domain_matches_subdomains").value.replace(",", " ").split()
+    for pattern in table_refs(value):
+        negated = pattern.startswith("!")
+        pattern = pattern.lstrip("!").lower()
+        if pattern.startswith("/") and depth < 5:
+            if pattern not in inputs.maps:
+                return f"?the file {pattern}"
+            inner = " ".join(line.split("#", 1)[0] for line in inputs.maps[pattern].splitlines())
+            found = _domain_listed(inputs, name, inner, domain, depth + 1)
+            if found is not None:
+                return None if negated else found
+            continue
+        if ":" in pattern and not pattern.startswith("["):
+            kind, _, path = pattern.partition(":")
+            if kind not in (*FILE_TYPES, "inline") or (kind != "inline" and path not in inputs.maps):
+                return f"?the table {pattern}"
+            # match_hostname(): the name, then each parent: as "parent" for parent_domain_matches_subdomains
+            # parameters, else as ".parent".
+            labels = domain.split(".")
+            keys = [
+                domain,
+                *((p if parents else "." + p) for p in (".".join(labels[i:]) for i in range(1, len(labels)))),
+            ]
+            if any(lookup(pattern, key, inputs.maps).entry for key in keys):
+                return None if negated else pattern
+            continue
+        hit = (
+            domain == pattern.rstrip(".")
+            or (pattern.startswith(".") and domain.endswith(pattern))
+            or (parents and domain.endswith("." + pattern))
+        )
+        if hit:
+            return None if negated else pattern
+    return None
+
+
+_REWRITING = ("canonical_maps", "recipient_canonical_maps", "virtual_alias_maps")
+_CONTENT_CHECKS = ("header_checks", "mime_header_checks", "nested_header_checks", "body_checks")
+_SMTPD_RESTRICTIONS = tuple(
+    f"smtpd_{stage}_restrictions" for stage in ("client", "helo", "sender", "relay", "recipient", "data", "end_of_data")
+)
+
+
+def _not_modelled(
+    inputs: CaseInputs, recipient: str, domain: str, via: str, receiver: SmtpService | None
+) -> str | None:
+    """What of the configuration may change where the message goes in ways the model does not follow."""
+    for name in ("sender_dependent_relayhost_maps", "sender_dependent_default_transport_maps", "smtp_fallback_relay"):
+        if inputs.param(name).value:
+            return f"{name} is not modelled"
+    for name in _REWRITING:
+        for ref in table_refs(inputs.param(name, receiver).value):
+            kind, _, path = ref.partition(":")
+            if kind in FILE_TYPES and path in inputs.maps:
+                keys = (recipient.lower(), f"@{domain}")
+                if any(lookup(ref, key, inputs.maps).entry for key in keys):
+                    return f"{name} ({ref}) rewrites {recipient}: not modelled"
+            elif kind != "inline" or "=" in ref:
+                return f"{name} ({ref}) may rewrite the recipient: not modelled"
+    checked = [*_CONTENT_CHECKS, *(_SMTPD_RESTRICTIONS if via == "smtp" else ())]
+    for name in checked:
+        setting = inputs.param(name, receiver)
+        for ref in table_refs(setting.value):
+            kind, _, path = ref.partition(":")
+            if kind in FILE_TYPES and path in inputs.maps and not table_entries(inputs.maps[path]):
+                continue
+            if ":" in ref and not ref.startswith("["):
+                return f"{name} ({ref}) may redirect, hold or filter the message: not modelled"
+    if via == "smtp" and inputs.param("smtpd_proxy_filter", receiver).value:
+        return "smtpd_proxy_filter (a before-queue filter) is not modelled"
+    return None
 
 
 def resolve(inputs: CaseInputs, rt: Route) -> Resolution:

@@ -26,6 +26,11 @@ def render(e: Explanation) -> list[str]:
         f"  model of Postfix {e.release}: {outcome_words(e.prediction)}",
     ]
     out += [f"  not sure: {c}" for c in e.prediction.caveats]
+    if e.folder:
+        out.append(
+            f"  configuration: the folder {e.folder} (main.cf, master.cf, maps) as the pod runs it, with the "
+            "scenario's keys on top"
+        )
     out += _route_lines(d)
     out += _policy_lines(d)
     out += _attempt_lines(d.attempts)
@@ -63,6 +68,8 @@ def _route_lines(d: Decision) -> list[str]:
     rt = d.route
     port = f", port {rt.port}" if rt.port != 25 else ""
     out = [f"  next-hop: {rt.destination}{port}: {rt.origin}; transport {rt.transport}"]
+    if rt.note:
+        out.append(f"    ({rt.note})")
     res = d.resolution
     if res.failure:
         out.append(f"  DNS: {res.failure[2]}")
@@ -162,6 +169,11 @@ def why(d: Decision) -> list[str]:
         return [f"The policy table entry is invalid ({policy.problem}): Postfix does not try any server."]
     if o.reason == "Server certificate not verified" and last.chain is not None:
         return _why_not_verified(d, last)
+    if o.dsn == "4.7.4" and d.route.content_filter is not None:
+        return [
+            f'The content filter at {d.route.destination} does not offer STARTTLS, and at "{policy.level}" '
+            f"({policy.level_origin}) TLS is required for this hop too: every message through the filter waits."
+        ]
     if o.dsn == "4.7.4":
         return [f'The server does not offer STARTTLS, and at "{policy.level}" TLS is required.']
     if "refused to start TLS" in o.reason:

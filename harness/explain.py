@@ -1,11 +1,13 @@
 """A model of the Postfix SMTP client's TLS decision for one delivery attempt, and its explanation in plain words.
 
 Given a scenario, a case and a recipient, the model works out — from the scenario alone, without Docker — what
-Postfix 3.7 does on the message's first delivery attempt: the transport and next-hop (``transport_maps``,
-``relayhost``, brackets, port), the MX hosts and addresses, the effective security level and match list and where
-each came from (main.cf, a policy table entry for the next-hop or a parent domain, a master.cf ``-o``), the SNI name,
-the names Postfix checks against the certificate's names, the chain against the trusted CAs, and so the status, DSN,
-reason and the level of the ``… TLS connection established`` line. When the message would not be delivered it
+Postfix 3.7 does on the message's first delivery attempt, with the configuration the pod runs (the harness's, or a
+configuration folder's as :func:`harness.postfix.settings_for` neutralises it): the transport and next-hop
+(``content_filter``, ``transport_maps``, ``relay_domains``, ``relayhost``, brackets, port), the MX hosts and
+addresses, the effective security level and match list and where each came from (main.cf, a policy table entry for
+the next-hop or a parent domain, a master.cf ``-o``), the SNI name, the names Postfix checks against the
+certificate's names, the chain against the trusted CAs, and so the status, DSN, reason and the level of the ``… TLS
+connection established`` line. When the message would not be delivered it
 also tries concrete changes and lists those that make it deliver, each with its security trade-off.
 
 The rules live in small modules, each citing the Postfix source and parameters it follows:
@@ -86,7 +88,8 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Decision:
-    """The model's reasoning for one recipient: route, policy, hosts, attempts and the prediction."""
+    """The model's reasoning for one recipient: route, policy, hosts, attempts and the prediction; ``via`` is how
+    the message entered Postfix (``sendmail``: pickup; ``smtp``: smtpd)."""
 
     recipient: str
     route: Route
@@ -94,6 +97,7 @@ class Decision:
     resolution: Resolution
     attempts: tuple[Attempt, ...]
     prediction: Prediction
+    via: str = "sendmail"
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ class Explanation:
         decision: the reasoning and prediction.
         fixes: changes that would make a message that is not sent deliver (empty when sent, or none was found).
         fixes_searched: whether changes were looked for.
+        folder: the configuration folder the case runs (``postfix.config_dir`` as written), None without one.
     """
 
     scenario: str
@@ -130,6 +135,7 @@ class Explanation:
     decision: Decision
     fixes: tuple[Fix, ...] = ()
     fixes_searched: bool = False
+    folder: str | None = None
 
     @property
     def prediction(self) -> Prediction:
@@ -151,33 +157,38 @@ class Disagreement:
     postfix: str
 
 
-def decide(inputs: CaseInputs, recipient: str, *, digest_of: DigestOf | None = None) -> Decision:
-    """Run the model for ``recipient`` on ``inputs`` (:func:`harness._explain_inputs.case_inputs`).
+def decide(inputs: CaseInputs, recipient: str, *, digest_of: DigestOf | None = None, via: str = "sendmail") -> Decision:
+    """Run the model for ``recipient`` on ``inputs`` (:func:`harness._explain_inputs.case_inputs`), for a message
+    sent ``via`` ``sendmail`` (pickup) or ``smtp`` (smtpd; a ``content_filter`` may apply to one and not the other).
 
     Returns:
         The decision; never raises for a valid scenario (what the model does not cover is a caveat).
     """
-    rt = route(inputs, recipient)
+    rt = route(inputs, recipient, via)
     resolution = resolve(inputs, rt)
+
+    def decision(policy: TlsPolicy | None, attempts: tuple[Attempt, ...], prediction: Prediction) -> Decision:
+        return Decision(recipient, rt, policy, resolution, attempts, prediction, via)
+
     if inputs.unsupported:
-        return Decision(recipient, rt, None, resolution, (), _unknown(inputs.unsupported))
+        return decision(None, (), _unknown(inputs.unsupported))
     if rt.unsupported:
-        return Decision(recipient, rt, None, resolution, (), _unknown(rt.unsupported))
+        return decision(None, (), _unknown(rt.unsupported))
     if resolution.unsupported:
-        return Decision(recipient, rt, None, resolution, (), _unknown(resolution.unsupported))
+        return decision(None, (), _unknown(resolution.unsupported))
     if resolution.failure:
         status, dsn, reason = resolution.failure
-        return Decision(recipient, rt, None, resolution, (), Prediction(status, dsn, "none", reason, ("none",)))
+        return decision(None, (), Prediction(status, dsn, "none", reason, ("none",)))
     policy = tls_policy(inputs, rt)
     if policy.unsupported:
-        return Decision(recipient, rt, policy, resolution, (), _unknown(policy.unsupported))
+        return decision(policy, (), _unknown(policy.unsupported))
     attempts = tuple(
         attempt(inputs, policy, rt, host, address, recipient, digest_of=digest_of)
         for host in resolution.hosts
         for address in host.addresses
     )
     prediction, tried = _combine(attempts)
-    return Decision(recipient, rt, policy, resolution, tried, prediction)
+    return decision(policy, tried, prediction)
 
 
 def explain(
@@ -189,6 +200,7 @@ def explain(
     digest_of: DigestOf | None = None,
     fixes: bool = True,
     release: str | None = None,
+    via: str | None = None,
 ) -> Explanation:
     """Explain what Postfix does with a message of ``case`` to ``recipient`` on its first delivery attempt.
 
@@ -201,9 +213,12 @@ def explain(
         fixes: look for changes that would make an undelivered message deliver.
         release: the Postfix version to model (``3.7.11``, e.g. the ``mail_version`` a run logged) instead of the
             scenario's ``postfix.release``.
+        via: ``sendmail`` or ``smtp`` (default: the ``via`` of the case's first message to ``recipient``).
     """
     inputs = case_inputs(scenario, case, now=now, release=release)
-    return _explanation(inputs, recipient, digest_of=digest_of, fixes=fixes)
+    if via is None:
+        via = next((m.via for m in case.send if m.to.lower() == recipient.lower()), "sendmail")
+    return _explanation(inputs, recipient, digest_of=digest_of, fixes=fixes, via=via)
 
 
 def explain_case(
@@ -222,7 +237,7 @@ def explain_case(
     level is then not predicted. The arguments are those of :func:`explain`.
     """
     inputs = case_inputs(scenario, case, now=now, release=release)
-    out = [_explanation(inputs, m.to, digest_of=digest_of, fixes=fixes) for m in case.send]
+    out = [_explanation(inputs, m.to, digest_of=digest_of, fixes=fixes, via=m.via) for m in case.send]
     destinations = [e.decision.route.destination for e in out]
     for i, e in enumerate(out):
         shared = destinations.count(destinations[i]) > 1
@@ -249,15 +264,19 @@ def disagreements(
     return tuple(out)
 
 
-def _explanation(inputs: CaseInputs, recipient: str, *, digest_of: DigestOf | None, fixes: bool) -> Explanation:
-    decision = decide(inputs, recipient, digest_of=digest_of)
+def _explanation(
+    inputs: CaseInputs, recipient: str, *, digest_of: DigestOf | None, fixes: bool, via: str
+) -> Explanation:
+    decision = decide(inputs, recipient, digest_of=digest_of, via=via)
     found: tuple[Fix, ...] = ()
     searched = fixes and decision.prediction.status not in ("sent", None)
     if searched:
         from harness._explain_fixes import find_fixes
 
         found = find_fixes(inputs, decision, digest_of=digest_of)
-    return Explanation(inputs.scenario, inputs.case, recipient, inputs.release, decision, found, searched)
+    return Explanation(
+        inputs.scenario, inputs.case, recipient, inputs.release, decision, found, searched, inputs.folder
+    )
 
 
 def _unknown(why: str) -> Prediction:

@@ -53,8 +53,8 @@ def world(
     return data
 
 
-def decision(data: dict[str, Any], recipient: str = "user@example.com") -> Decision:
-    """The model's decision for ``recipient`` in a one-case scenario made of ``data``."""
-    data = {**data, "cases": [{"name": "c", "send": [{"to": recipient}]}]}
+def decision(data: dict[str, Any], recipient: str = "user@example.com", *, via: str = "sendmail") -> Decision:
+    """The model's decision for ``recipient`` (a message sent ``via``) in a one-case scenario made of ``data``."""
+    data = {**data, "cases": [{"name": "c", "send": [{"to": recipient, "via": via}]}]}
     scenario = scenario_from_dict(data, source="<test>")
-    return decide(case_inputs(scenario, scenario.cases[0]), recipient)
+    return decide(case_inputs(scenario, scenario.cases[0]), recipient, via=via)

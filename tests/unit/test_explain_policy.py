@@ -5,6 +5,8 @@ Rules from Postfix 3.7 src/smtp/smtp_tls_policy.c and smtp_connect.c; each rule 
 
 from __future__ import annotations
 
+from typing import Any
+
 from _explain_world import decision, world
 
 
@@ -164,12 +166,92 @@ def test_a_dns_fault_is_not_guessed() -> None:
     assert "DNS fault" in d.prediction.caveats[0]
 
 
-def test_a_content_filter_and_postfix_keys_the_model_does_not_read_make_it_unsure() -> None:
-    for data in (
-        world(main_cf={"content_filter": "smtp-amavis:[127.0.0.1]:10024"}),
-        world(master_cf="smtp inet n - - - - smtpd\n  -o content_filter=smtp-amavis:[127.0.0.1]:10024"),
-    ):
-        p = decision(data).prediction
-        assert not p.certain and p.status is None and "content_filter" in p.caveats[0]
-    cleared = decision(world(master_cf="pickup unix n - - 60 1 pickup\n  -o content_filter="))
-    assert cleared.prediction.certain
+def test_a_content_filter_without_an_smtp_service_for_it_is_not_guessed() -> None:
+    p = decision(world(main_cf={"content_filter": "smtp-amavis:[127.0.0.1]:10024"})).prediction
+    assert not p.certain and p.status is None and "content_filter" in p.caveats[0]
+
+
+AMAVIS = "smtp-amavis unix - - n - 2 smtp\n  -o smtp_data_done_timeout=1200\n"
+
+
+def _filtered(**changes: Any) -> dict[str, Any]:
+    """The base world with a plain-SMTP content filter on 127.0.0.1:10024 (amavisd-new) and its service."""
+    data = world(**changes)
+    data["servers"]["127.0.0.1"] = {"ports": [10024]}
+    data["postfix"]["master.cf"] = AMAVIS + data["postfix"].get("master.cf", "")
+    return data
+
+
+def test_a_content_filter_is_the_next_hop_of_the_first_attempt() -> None:
+    filtered = _filtered(main_cf={"content_filter": "smtp-amavis:[127.0.0.1]:10024"})
+    d = decision(filtered)
+    assert (d.route.transport, d.route.destination, d.route.port) == ("smtp-amavis", "[127.0.0.1]:10024", 10024)
+    assert d.route.content_filter is not None and d.policy is not None and d.policy.keys == ("[127.0.0.1]:10024",)
+    p = d.prediction
+    assert (p.certain, p.status, p.dsn, p.tls, p.relays) == (True, "sent", "2.0.0", "none", ("127.0.0.1",))
+    encrypt = decision(_filtered(main_cf={"content_filter": "smtp-amavis:[127.0.0.1]:10024",
+                                          "smtp_tls_security_level": "encrypt"})).prediction  # fmt: skip
+    assert (encrypt.status, encrypt.dsn, encrypt.tls) == ("deferred", "4.7.4", "none")
+    assert encrypt.reason == "TLS is required, but was not offered by host 127.0.0.1[127.0.0.1]"  # no port
+
+
+def test_the_receiving_service_decides_whether_the_content_filter_applies() -> None:
+    on_smtpd = "smtp inet n - - - - smtpd\n  -o content_filter=smtp-amavis:[127.0.0.1]:10024\n"
+    data = _filtered(master_cf=on_smtpd)
+    sendmail, smtp = decision(data), decision(data, via="smtp")
+    assert sendmail.route.content_filter is None and sendmail.route.destination == "example.com"
+    assert sendmail.prediction.certain and sendmail.prediction.relays == ("mx.example.com",)
+    assert smtp.route.content_filter is not None and smtp.route.destination == "[127.0.0.1]:10024"
+    assert smtp.prediction.tls == "none"
+    cleared = decision(_filtered(main_cf={"content_filter": "smtp-amavis:[127.0.0.1]:10024"},
+                                 master_cf="pickup unix n - - 60 1 pickup\n  -o content_filter=\n"))  # fmt: skip
+    assert cleared.route.content_filter is None and cleared.prediction.certain
+    assert "pickup" in cleared.route.note and "-o content_filter=" in cleared.route.note
+
+
+def test_a_filter_service_option_overrides_main_cf_for_that_hop_only_and_the_last_o_wins() -> None:
+    data = _filtered(main_cf={"content_filter": "smtp-amavis:[127.0.0.1]:10024", "smtp_tls_security_level": "encrypt"})
+    data["postfix"]["master.cf"] = AMAVIS + "  -o smtp_tls_security_level=encrypt -o smtp_tls_security_level=may\n"
+    d = decision(data)
+    assert d.policy is not None and d.policy.level == "may" and d.prediction.status == "sent"
+    assert "service smtp-amavis has -o smtp_tls_security_level=may" in d.policy.level_origin
+
+
+def test_tables_that_may_rewrite_or_redirect_the_message_are_not_guessed() -> None:
+    rewriting = world(main_cf={"virtual_alias_maps": "texthash:/etc/postfix/valias"})
+    rewriting["postfix"]["maps"]["/etc/postfix/valias"] = "@example.com other@example.net\n"
+    unrelated = world(main_cf={"virtual_alias_maps": "texthash:/etc/postfix/valias"})
+    unrelated["postfix"]["maps"]["/etc/postfix/valias"] = "@example.org other@example.net\n"
+    checks = world(main_cf={"header_checks": "regexp:/etc/postfix/header_checks"})
+    checks["postfix"]["maps"]["/etc/postfix/header_checks"] = "/^Subject:/ REDIRECT x@example.net\n"
+    access = world(main_cf={"smtpd_recipient_restrictions": "check_recipient_access texthash:/etc/postfix/a"})
+    access["postfix"]["maps"]["/etc/postfix/a"] = "example.com FILTER smtp:[192.0.2.1]\n"
+    assert "virtual_alias_maps" in decision(rewriting).prediction.caveats[0]
+    assert decision(unrelated).prediction.certain
+    assert "header_checks" in decision(checks).prediction.caveats[0]
+    assert decision(access).prediction.certain  # smtpd's tables concern mail via smtp only
+    assert "smtpd_recipient_restrictions" in decision(access, via="smtp").prediction.caveats[0]
+
+
+def test_the_address_class_of_the_recipient_domain() -> None:
+    local = decision(world(main_cf={"mydestination": "$myhostname, example.com"}))
+    assert not local.prediction.certain and "local delivery" in local.prediction.caveats[0]
+    relay = decision(world(main_cf={"relay_domains": "com"}, master_cf="relay unix - - n - - smtp\n"))
+    assert relay.prediction.certain and relay.route.transport == "relay"  # a parent matches its subdomains
+    assert "in relay_domains" in relay.route.origin
+    dotted = decision(world(main_cf={"relay_domains": ".com", "mydestination": "example.org"}))
+    assert dotted.route.transport == "relay"
+    elsewhere = decision(world(main_cf={"relay_domains": "!example.com, com"}))
+    assert elsewhere.route.transport == "smtp"
+    mailboxes = world(main_cf={"virtual_mailbox_domains": "texthash:/etc/postfix/vd"})
+    mailboxes["postfix"]["maps"]["/etc/postfix/vd"] = "example.com x\n"
+    table = decision(mailboxes)
+    assert not table.prediction.certain and "virtual_mailbox_domains" in table.prediction.caveats[0]
+    regexp = world(main_cf={"virtual_mailbox_domains": "regexp:/etc/postfix/vd"})
+    regexp["postfix"]["maps"]["/etc/postfix/vd"] = "/^example\\.org$/ x\n"
+    pattern = decision(regexp)
+    assert not pattern.prediction.certain and "regexp:/etc/postfix/vd" in pattern.prediction.caveats[0]
+    listed = world(main_cf={"relay_domains": "/etc/postfix/relay"})
+    listed["postfix"]["maps"]["/etc/postfix/relay"] = "# ours\nexample.org\n"
+    files = decision(listed)
+    assert files.prediction.certain and files.route.transport == "smtp"
