@@ -25,6 +25,7 @@ from harness.results import CaseResult
 __all__ = ["CaseItem", "ScenarioFile"]
 
 _RUNNER_KEY = pytest.StashKey[Any]()
+_RESULTS_KEY = pytest.StashKey[list[CaseResult]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,6 +55,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "docker: needs a Docker engine and runs real Postfix (integration)")
     _releases(config)  # an unknown --mxharness-release is a usage error before collection
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """In bold red, every recipient of a case item that ran (passed or failed) on which the TLS model and Postfix
+    disagree, as ``mxharness run`` ends its report (:mod:`harness._explain_report`)."""
+    results = config.stash.get(_RESULTS_KEY, [])
+    if not results:
+        return
+    from harness._explain_report import disagreement_lines
+
+    if lines := disagreement_lines(results):
+        terminalreporter.section("TLS model", red=True, bold=True)
+        for line in lines:
+            terminalreporter.write_line(line, red=True, bold=True)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -200,6 +215,7 @@ class CaseItem(pytest.Item):
         parent = self.parent
         assert isinstance(parent, ScenarioFile)
         result = session_runner(self.config).run_case(self.scenario, self.case, world=parent.world(self.scenario))
+        self.config.stash.setdefault(_RESULTS_KEY, []).append(result)  # for the TLS model's summary
         self.user_properties.append(("postfix_release", result.release))
         if not result.passed:
             raise CaseFailed(result)

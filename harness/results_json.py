@@ -72,8 +72,9 @@ def dumps_results(
 
 def results_from_document(document: Mapping[str, Any]) -> list[CaseResult]:
     """Rebuild the cases of a document made by :func:`results_document` (``dns_queries`` are derived again
-    from ``peer_events``; ``summary`` and the run's times are not part of a CaseResult). Keys added within
-    schema version 1 (``server_names``, ``main_cf``, ``maps``, ``message_id``) may be absent: they read as empty.
+    from ``peer_events``; ``summary``, the run's times and each recipient's ``tls_model`` are not part of a
+    CaseResult: reports compute the model again). Keys added within schema version 1 (``server_names``,
+    ``main_cf``, ``maps``, ``message_id``, ``tls_model``) may be absent: they read as empty.
 
     Raises:
         ValueError: the document has another ``schema_version``, or a key is missing or mistyped.
@@ -112,14 +113,16 @@ def _case(case: CaseResult) -> dict[str, Any]:
         "maps": dict(case.maps),
         "config_changes": list(case.config_changes),
         "postfix_warnings": list(case.postfix_warnings),
-        "recipients": [_recipient(r) for r in case.recipients],
+        "recipients": [_recipient(r, case) for r in case.recipients],
         "dns_queries": [_dns(q) for q in dns_queries(case)],
         "postfix_log": list(case.postfix_log),
         "peer_events": list(case.peer_events),
     }
 
 
-def _recipient(r: RecipientResult) -> dict[str, Any]:
+def _recipient(r: RecipientResult, case: CaseResult) -> dict[str, Any]:
+    from harness._explain_report import model_document  # the TLS model (harness/explain.py) beside Postfix
+
     expected = {key: getattr(r.expect, key) for key in _EXPECT_KEYS if getattr(r.expect, key) is not None}
     return {
         "recipient": r.recipient,
@@ -130,6 +133,7 @@ def _recipient(r: RecipientResult) -> dict[str, Any]:
         "expected": expected,
         "observed": _observed(r.observed) if r.observed else None,
         "checks": [{"key": c.key, "expected": c.expected, "observed": c.observed, "ok": c.ok} for c in r.checks],
+        "tls_model": model_document(case, r),
     }
 
 
