@@ -301,7 +301,7 @@ def test_text_at_the_top_level_is_an_error(problems: Problems) -> None:
 def test_an_unknown_top_level_key_suggests_the_closest(problems: Problems) -> None:
     assert problems(changed("name: base\n", "name: base\ndescriptoin: typo\n")) == [
         "s.yaml:2: descriptoin: unknown key 'descriptoin' (did you mean 'description'?). "
-        "Allowed here: cases, description, dns, name, pki, postfix, servers, source"
+        "Allowed here: cases, description, destinations, dns, include, name, pki, postfix, servers, source"
     ]
 
 
