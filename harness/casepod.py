@@ -345,7 +345,7 @@ def _wait_for_master(limit_s: float) -> str:
     each time); exit 4 after about ``limit_s`` seconds."""
     tries = int(limit_s / 0.01)
     return (
-        'pidfile="$(postconf -xh queue_directory)/pid/master.pid"; n=0\n'
+        'pidfile="$q/pid/master.pid"; n=0\n'
         'until m=$({ tr -d " " < "$pidfile"; } 2>/dev/null) && [ -n "$m" ] && kill -0 "$m" 2>/dev/null; do\n'
         f"  n=$((n+1)); [ $n -lt {tries} ] || exit 4; sleep 0.01\n"
         "done"

@@ -21,6 +21,7 @@ from harness.postfix_neutralise import neutralise
 
 __all__ = [
     "HARNESS_MAIN_CF",
+    "READ_PATHS",
     "START_POSTFIX",
     "TRUST_DIR",
     "TRUST_FILE",
@@ -229,8 +230,7 @@ def install_script(maps: list[str]) -> str:
     postmaps = "\n".join(f"postmap {shlex.quote(m)}" for m in maps)
     return f"""set -e
 printf 'nameserver 127.0.0.53\\noptions timeout:2 attempts:2\\n' > /etc/resolv.conf
-cafile=$(postconf -xh smtp_tls_CAfile)
-capath=$(postconf -xh smtp_tls_CApath)
+{READ_PATHS}
 if [ -n "$cafile" ]; then
   mkdir -p "$(dirname "$cafile")"
   cat {TRUST_DIR}/*.pem > "$cafile" 2>/dev/null || : > "$cafile"
@@ -242,7 +242,7 @@ if [ -n "$capath" ]; then
 fi
 {postmaps}
 # Postfix's start skips its integrity check of the image's files (postfix-script, quick-start): half a second.
-touch "$(postconf -xh queue_directory)/quick-start"
+touch "$q/quick-start"
 # Postfix's own check of parameter names (main.cf and master.cf -o): "unused parameter" warnings.
 unused=$(postconf -n 2>&1 >/dev/null | grep 'unused parameter' || true)
 [ -z "$unused" ] || echo "$unused"
@@ -251,6 +251,13 @@ unused=$(postconf -n 2>&1 >/dev/null | grep 'unused parameter' || true)
 
 START_POSTFIX = "touch /run/mxharness/go"
 
+#: Shell: ``cafile``, ``capath`` and ``q`` (smtp_tls_CAfile, smtp_tls_CApath, queue_directory) from one postconf run
+#: (each run costs 10-20 ms; a case's script needs them twice: for the old configuration, then the new). postconf
+#: prints the values in the order asked; queue_directory, never empty, is last because $(…) drops trailing newlines.
+READ_PATHS = """{ read -r cafile; read -r capath; read -r q; } <<MXHARNESS_PATHS
+$(postconf -xh smtp_tls_CAfile smtp_tls_CApath queue_directory 2>/dev/null)
+MXHARNESS_PATHS"""
+
 
 def start_postfix(generation: int) -> str:
     """Shell: let Postfix start once the peer serves world ``generation`` (containers/postfix/start-postfix polls
@@ -258,10 +265,11 @@ def start_postfix(generation: int) -> str:
     return f"echo {int(generation)} > /run/mxharness/go.new && mv /run/mxharness/go.new /run/mxharness/go"
 
 
-#: Stop Postfix at once: master(8) is frozen (it cannot start new daemons), its daemons and then master itself are
-#: killed. An orderly ``postfix stop`` takes 100-200 ms more and leaves nothing the reset does not delete anyway
-#: (queue, data directory, /etc/postfix); the loop in start-postfix then waits for the next start.
-STOP_POSTFIX = r"""m=$(tr -d ' ' < "$(postconf -xh queue_directory)/pid/master.pid" 2>/dev/null)
+#: Stop Postfix at once (``q`` is queue_directory, see :data:`READ_PATHS`): master(8) is frozen (it cannot start new
+#: daemons), its daemons and then master itself are killed. An orderly ``postfix stop`` takes 100-200 ms more and
+#: leaves nothing the reset does not delete anyway (queue, data directory, /etc/postfix); the loop in start-postfix
+#: then waits for the next start.
+STOP_POSTFIX = r"""m=$({ tr -d ' ' < "$q/pid/master.pid"; } 2>/dev/null)
 if [ -n "$m" ] && kill -STOP "$m" 2>/dev/null; then
   for s in /proc/[0-9]*/stat; do
     read -r pid comm state ppid rest < "$s" 2>/dev/null && [ "$ppid" = "$m" ] && kill -KILL "$pid" 2>/dev/null
@@ -269,7 +277,7 @@ if [ -n "$m" ] && kill -STOP "$m" 2>/dev/null; then
   kill -KILL "$m"; kill -CONT "$m" 2>/dev/null
   while kill -0 "$m" 2>/dev/null; do sleep 0.005; done
 fi
-rm -f "$(postconf -xh queue_directory)/pid/master.pid"
+rm -f "$q/pid/master.pid"
 """
 
 
@@ -287,10 +295,8 @@ def reset_script(previous_maps: Iterable[str]) -> str:
     maps = " ".join(
         shlex.quote(p) + " " + " ".join(shlex.quote(p + ext) for ext in (".db", ".lmdb", ".cdb")) for p in previous_maps
     )
-    return f"""cafile=$(postconf -xh smtp_tls_CAfile 2>/dev/null)
-capath=$(postconf -xh smtp_tls_CApath 2>/dev/null)
+    return f"""{READ_PATHS}
 {STOP_POSTFIX}
-q=$(postconf -xh queue_directory)
 for d in maildrop incoming active deferred defer bounce trace flush hold corrupt saved; do rm -rf "$q/$d"/*; done
 rm -rf /var/lib/postfix/* $cafile $capath {maps} /run/mxharness/trust /run/mxharness/mail
 rm -rf /etc/postfix && cp -a /etc/postfix.image /etc/postfix

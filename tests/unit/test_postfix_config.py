@@ -5,6 +5,7 @@ The master.cf input is the seed report's (tests/data/seed-master.cf, Ubuntu's wi
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from harness.model import PostfixSpec
 from harness.postfix import (
     HARNESS_MAIN_CF,
+    READ_PATHS,
     START_POSTFIX,
     TRUST_FILE,
     PostfixSettings,
@@ -408,7 +410,26 @@ def test_install_script_without_maps_runs_no_postmap() -> None:
 
 def test_install_script_installs_the_trust_store_where_postfix_looks() -> None:
     script = install_script([])
-    assert "postconf -xh smtp_tls_CAfile" in script
-    assert "postconf -xh smtp_tls_CApath" in script
+    assert READ_PATHS in script and '"$cafile"' in script and '"$capath"' in script
     assert "openssl rehash" in script
     assert "nameserver 127.0.0.53" in script
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["/etc/postfix/ca.pem", "", "/var/spool/postfix"], "/etc/postfix/ca.pem||/var/spool/postfix"),
+        (["", "", "/var/spool/postfix"], "||/var/spool/postfix"),
+        (["", "/etc/ssl/certs", "/q"], "|/etc/ssl/certs|/q"),
+    ],
+)
+def test_read_paths_keeps_empty_values_in_place(tmp_path: Path, values: list[str], expected: str) -> None:
+    # A stand-in postconf on PATH that prints the values in the order asked, as Postfix's does.
+    fake = tmp_path / "postconf"
+    fake.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(f"'{v}'" for v in values) + "\n")
+    fake.chmod(0o755)
+    script = f'set -e\n{READ_PATHS}\necho "$cafile|$capath|$q"'
+    done = subprocess.run(
+        ["sh", "-c", script], env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == expected
