@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from harness._explain_dane import DANE_LEVELS, check_dane, dane_host
 from harness._explain_inputs import CaseInputs
 from harness._explain_names import CertNames, NameCheck, ReferenceName, certificate_names, check_names, references
 from harness._explain_policy import TlsPolicy
@@ -102,6 +103,20 @@ def attempt(
     if policy.level == "invalid":
         steps.append(f"Postfix warns ({policy.problem}) and skips the host: TLS policy lookup failed.")
         return done(Outcome("deferred", "4.7.5", "client TLS configuration problem", "none", "skip"))
+    if policy.level in DANE_LEVELS and policy.dane is None:
+        dane = dane_host(inputs, policy.level, policy.global_level.value, policy.service, rt, host)
+        if dane.level == "invalid":
+            steps.append(dane.why)
+            return done(Outcome("deferred", "4.7.5", dane.reason, "none", "skip", dane.certain, dane.note))
+        policy = replace(policy, dane=dane)
+        if dane.level in ("may", "encrypt"):
+            protocols = inputs.param("smtp_tls_protocols" if dane.level == "may" else "smtp_tls_mandatory_protocols")
+            policy = replace(policy, level=dane.level, protocols=protocols.value)
+        result = attempt(inputs, policy, rt, host, address, recipient, digest_of=digest_of)
+        result = replace(result, steps=(dane.why, *result.steps))
+        if not dane.certain and result.outcome.certain:
+            result = replace(result, outcome=replace(result.outcome, certain=False, note=dane.note))
+        return result
     level = policy.level
     wrapper = inputs.param("smtp_tls_wrappermode", policy.service).value.lower() in ("yes", "true", "1")
     if wrapper and level in ("none", "may"):
@@ -260,6 +275,28 @@ def _certificate(
         caveat = _cipher_caveat(inputs, policy)
         return done(replace(out, certain=False, note=caveat) if caveat else out)
     not_verified = Outcome("deferred", "4.7.5", "Server certificate not verified", "Untrusted", "soft")
+    if level in DANE_LEVELS and policy.dane is not None:
+        refs, _ = references((host.name, rt.nexthop), nexthop=rt.nexthop, hostname=host.name)
+        names = check_names(refs, cert_names)
+        verdict = check_dane(
+            policy.dane,
+            leaf=chosen,
+            certs=inputs.certs,
+            cas=inputs.cas,
+            chain=server.chain,
+            pkix_trusted=chain.trusted,
+            version=inputs.version,
+            names_match=names.matched,
+            cert_names=cert_names.host_names,
+        )
+        steps.extend(verdict.steps)
+        if verdict.reason:
+            out = Outcome("deferred", "4.7.5", verdict.reason, verdict.tls, "soft")
+        else:
+            out = after_tls(server, recipient, verdict.tls, at, steps, slow)
+        if not verdict.certain:
+            out = replace(out, certain=False, note=verdict.note)
+        return done(out, refs, names)
     if level == "fingerprint":
         digest = inputs.param("smtp_tls_fingerprint_digest", policy.service).value
         fp = check_fingerprints(policy.match, chosen, digest=digest, digest_of=digest_of)
@@ -336,6 +373,8 @@ def _handshake_problem(server: ServerSpec, policy: TlsPolicy, version: tuple[int
     high = _VERSIONS.index(server.tls.max_version or "TLSv1.3")
     configured = _client_versions(policy.protocols)
     client = configured
+    if policy.level in DANE_LEVELS and high < _VERSIONS.index("TLSv1.2"):
+        return "A server below TLSv1.2 at a DANE level: the TLS versions OpenSSL allows are not modelled.", False
     if policy.level in ("fingerprint", "verify", "secure"):
         client = configured & {"TLSv1.2", "TLSv1.3"}
     common = [v for v in _VERSIONS[low : high + 1] if v in client]

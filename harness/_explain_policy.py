@@ -17,7 +17,8 @@ Postfix 3.7 ``src/smtp/smtp_tls_policy.c`` (``policy_create``, ``tls_policy_look
   (``nexthop, dot-nexthop``) at ``secure``, ``smtp_tls_fingerprint_cert_match`` at ``fingerprint`` (none there is
   an error, as above).
 * ``dane``/``dane-only`` need ``smtp_dns_support_level = dnssec``; without it ``dane`` is ``may`` and ``dane-only``
-  a configuration problem. With DNSSEC the model does not follow DANE.
+  a configuration problem. With DNSSEC the level stays (mandatory protocols, SNI the MX host name) and what it
+  becomes for each MX host is :mod:`harness._explain_dane`'s.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from harness._explain_dane import DaneHost
 from harness._explain_inputs import CaseInputs, Setting
 from harness._explain_maps import MapEntry, lookup
 from harness._explain_route import Route
@@ -61,6 +63,7 @@ class TlsPolicy:
         problem: the warning Postfix logs for an invalid policy.
         unsupported: what the model does not follow, if anything.
         service: the master.cf service that delivers (None: the image's own ``smtp``/``relay``).
+        dane: at ``dane``/``dane-only``, what DANE makes of the MX host of one attempt (set by the attempt).
     """
 
     level: str
@@ -77,6 +80,7 @@ class TlsPolicy:
     problem: str | None = None
     unsupported: str | None = None
     service: SmtpService | None = None
+    dane: DaneHost | None = None
 
 
 def tls_policy(inputs: CaseInputs, rt: Route) -> TlsPolicy:
@@ -191,7 +195,12 @@ def _complete(policy: TlsPolicy, attrs: dict[str, list[str]], get: Callable[[str
                 level_origin=f"{policy.level_origin}; dane without {support.describe()} falls back to may",
             )
         else:
-            return _with(policy, unsupported="DANE (smtp_dns_support_level = dnssec) is not modelled")
+            return _with(
+                policy,
+                protocols=get("smtp_tls_mandatory_protocols").value,
+                servername="hostname",
+                servername_origin="at DANE levels Postfix sends the TLSA base domain, the MX host name",
+            )
         level = "may"
     if level == "none":
         return policy

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from harness._explain_attempt import Attempt
+from harness._explain_dane import DANE_LEVELS
 from harness._explain_names import host_matches
 from harness._explain_trust import readable
 
@@ -156,6 +157,10 @@ def why(d: Decision) -> list[str]:
     policy = d.policy
     if policy is None or not d.attempts:
         return []
+    if policy.level in DANE_LEVELS:
+        done = next((a for a in d.attempts if a.outcome.kind == "sent"), None) if p.status == "sent" else None
+        reported = done or [a for a in d.attempts if a.outcome.kind != "sent"][-1]
+        return [s for s in reported.steps if s.startswith(("DANE", "No TLSA", "OpenSSL", "Postfix 3.5"))][-3:]
     if p.status == "sent":
         sent = next((a for a in d.attempts if a.outcome.kind == "sent"), None)
         if sent is not None and sent.names is not None and sent.names.matched:
