@@ -48,7 +48,8 @@ def ssh_engine(tmp_path: Path) -> Iterator[dict[str, str]]:
     wrapper.write_text(f'#!/bin/sh\nexec {ssh} -F {tmp_path}/ssh_config "$@"\n')
     wrapper.chmod(0o755)
     Path("/run/sshd").mkdir(exist_ok=True)
-    daemon = subprocess.Popen([sshd, "-D", "-e", "-f", str(tmp_path / "sshd_config")], stderr=subprocess.DEVNULL)
+    log = tmp_path / "sshd.log"
+    daemon = subprocess.Popen([sshd, "-D", "-E", str(log), "-f", str(tmp_path / "sshd_config")])
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -58,6 +59,7 @@ def ssh_engine(tmp_path: Path) -> Iterator[dict[str, str]]:
             time.sleep(0.1)
         env = {**os.environ, "DOCKER_HOST": f"ssh://root@127.0.0.1:{port}"}
         env["PATH"] = f"{tmp_path / 'bin'}:{env['PATH']}"
+        env["MXHARNESS_TEST_SSHD_LOG"] = str(log)
         yield env
     finally:
         daemon.terminate()
@@ -67,10 +69,17 @@ def ssh_engine(tmp_path: Path) -> Iterator[dict[str, str]]:
 def test_a_scenario_runs_on_an_engine_reached_over_ssh(ssh_engine: dict[str, str]) -> None:
     command = [sys.executable, "-c", "from harness.cli import main; main()", "run", "scenarios/seed/facebook.yaml"]
     child = subprocess.Popen(
-        command, cwd=ROOT, env=ssh_engine, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=ROOT,
+        env=ssh_engine,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    out, _ = child.communicate(timeout=300)
-    assert child.returncode == 0, out
+    out, err = child.communicate(timeout=300)
+    sshd_log = Path(ssh_engine["MXHARNESS_TEST_SSHD_LOG"]).read_text(errors="replace")[-3000:]
+    assert child.returncode == 0, f"exit {child.returncode}\n{out}\n--- stderr ---\n{err}\n--- sshd ---\n{sshd_log}"
     assert "2 passed, 0 failed" in out and "facebook-nexthop-certificate · Postfix 3.7." in out
     # Nothing left on the (remote) engine: the run's containers carry the harness's pid.
     left = subprocess.run(
