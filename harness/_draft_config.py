@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from harness.errors import ScenarioError, ScenarioIssue
+from harness.postfix_config import logical_lines
 from harness.references_world import near
 
 #: The security levels of smtp_tls_security_level and the policy table (postconf(5)), weakest first.
@@ -109,7 +110,7 @@ def read_main_cf(path: str | Path) -> MainCf:
     issues: list[ScenarioIssue] = []
     parameters: dict[str, str] = {}
     lines: dict[str, int] = {}
-    for number, text in _logical_lines(_read(name, "main.cf")):
+    for number, text in logical_lines(_read(name, "main.cf")):
         if m := _PARAMETER.fullmatch(text):
             parameters[m["name"]] = m["value"].strip()
             lines[m["name"]] = number
@@ -139,7 +140,7 @@ def read_policy(path: str | Path) -> PolicyTable:
     text = _read(name, "policy table")
     issues: list[ScenarioIssue] = []
     entries: list[PolicyEntry] = []
-    for number, line in _logical_lines(text):
+    for number, line in logical_lines(text):
         key, *words = line.split()
         if not words:
             issues.append(
@@ -243,19 +244,3 @@ def _read(name: str, what: str) -> str:
     if b"\0" in data:
         raise ScenarioError(ScenarioIssue(name, None, "", f"a binary file, not a {what}. Hint: give its source text"))
     return data.decode("utf-8", errors="replace")
-
-
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """(number of the first physical line, text) of every logical line: comments and blank lines dropped,
-    continuation lines (leading whitespace) joined with a space."""
-    out: list[tuple[int, str]] = []
-    for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw.rstrip("\r")
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if line[:1].isspace() and out:
-            out[-1] = (out[-1][0], f"{out[-1][1]} {stripped}")
-        else:
-            out.append((number, stripped))
-    return out

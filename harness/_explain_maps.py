@@ -16,6 +16,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from harness.postfix_config import logical_lines
+
 __all__ = ["FILE_TYPES", "MapEntry", "MapLookup", "lookup", "table_entries", "table_refs"]
 
 #: Table types that are a ``key value`` file on disk.
@@ -102,14 +104,8 @@ def table_entries(text: str) -> list[tuple[int, str, str]]:
 def _entries(text: str) -> list[tuple[int, str, str]]:
     """``(line, key, value)`` of a ``key value`` file (postmap(1) input format)."""
     out: list[tuple[int, str, str]] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        if raw[0].isspace() and out:
-            line, key, value = out[-1]
-            out[-1] = (line, key, f"{value} {raw.strip()}".strip())
-            continue
-        key, _, value = raw.strip().partition(" ")
+    for number, line in logical_lines(text):
+        key, _, value = line.partition(" ")
         if "\t" in key:
             key, _, more = key.partition("\t")
             value = f"{more} {value}"

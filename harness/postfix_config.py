@@ -30,6 +30,7 @@ __all__ = [
     "config_for",
     "expand",
     "load_postfix_config",
+    "logical_lines",
     "master_cf_overrides",
     "master_entries",
     "parse_main_cf",
@@ -130,30 +131,39 @@ class PostfixConfig:
         return expand(self.main_cf.get(name, _PATH_DEFAULTS.get(name, "")), self.main_cf)
 
 
+def logical_lines(text: str) -> list[tuple[int, str]]:
+    """``(number of the first physical line, text)`` of every logical line of a Postfix file (main.cf, a lookup
+    table's source for postmap(1)): blank and ``#`` comment lines dropped, a line starting with white space joined
+    to the one before with a single space."""
+    out: list[tuple[int, str]] = []
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.rstrip("\r")
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if line[:1].isspace() and out:
+            out[-1] = (out[-1][0], f"{out[-1][1]} {stripped}")
+        else:
+            out.append((number, stripped))
+    return out
+
+
 def parse_main_cf(text: str) -> dict[str, str]:
     """main.cf text → ``{name: value}`` in file order; the last definition of a name wins (postconf(5)).
 
-    Continuation lines (starting with white space) are joined with one space; comment lines and blank lines are
-    skipped; a value keeps its inner spacing and loses surrounding white space.
+    Logical lines as :func:`logical_lines` reads them; a value keeps its inner spacing and loses surrounding
+    white space.
 
     Raises:
-        ConfigFolderError: a line that is neither ``name = value``, a comment, nor a continuation.
+        ConfigFolderError: a line that is not ``name = value``.
     """
     params: dict[str, str] = {}
-    last: str | None = None
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if line[0].isspace():
-            if last is not None:
-                params[last] = f"{params[last]} {line.strip()}".strip()
-            continue
+    for number, line in logical_lines(text):
         name, equals, value = line.partition("=")
         if not equals or not re.fullmatch(r"[A-Za-z0-9_.-]+", name.strip()):
-            raise ConfigFolderError(f"main.cf line {number}: not `name = value`: {line.strip()!r}")
-        last = name.strip()
-        params.pop(last, None)  # keep the order of the definition that counts
-        params[last] = value.strip()
+            raise ConfigFolderError(f"main.cf line {number}: not `name = value`: {line!r}")
+        params.pop(name.strip(), None)  # keep the order of the definition that counts
+        params[name.strip()] = value.strip()
     return params
 
 
