@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from harness._explain_ciphers import check_ciphers, seclevel_caveat
 from harness._explain_dane import DANE_LEVELS, check_dane, dane_host
 from harness._explain_inputs import CaseInputs
 from harness._explain_names import CertNames, NameCheck, ReferenceName, certificate_names, check_names, references
@@ -220,11 +221,20 @@ def _session(
     else:
         steps.append(f"smtp_tls_wrappermode = yes: TLS from the first byte on port {rt.port}.")
     failure, sure = _handshake_problem(server, policy, inputs.version)
+    handshake_failure = Outcome("deferred", "4.7.5", "Cannot start TLS: handshake failure", "none", "soft")
     if failure:
         steps.append(failure)
         note = "" if sure else f"the TLS versions OpenSSL allows with Postfix {inputs.release} are not modelled"
-        return done(Outcome("deferred", "4.7.5", "Cannot start TLS: handshake failure", "none", "soft", sure, note))
-    return _certificate(inputs, policy, rt, host, address, server, recipient, steps, slow, digest_of)
+        return done(replace(handshake_failure, certain=sure, note=note))
+    ciphers = check_ciphers(inputs, policy, server, _common_versions(server, policy))
+    if ciphers.step:
+        steps.append(ciphers.step)
+    if ciphers.fails:
+        return done(handshake_failure)
+    result = _certificate(inputs, policy, rt, host, address, server, recipient, steps, slow, digest_of)
+    if not ciphers.certain and result.outcome.certain:
+        result = replace(result, outcome=replace(result.outcome, certain=False, note=ciphers.note))
+    return result
 
 
 def _certificate(
@@ -272,7 +282,7 @@ def _certificate(
     if level in ("may", "encrypt"):
         steps.append(f'At "{level}" Postfix does not check the certificate: TLS is "{plain_tls}".')
         out = after_tls(server, recipient, plain_tls, at, steps, slow)
-        caveat = _cipher_caveat(inputs, policy)
+        caveat = seclevel_caveat(inputs, policy)
         return done(replace(out, certain=False, note=caveat) if caveat else out)
     not_verified = Outcome("deferred", "4.7.5", "Server certificate not verified", "Untrusted", "soft")
     if level in DANE_LEVELS and policy.dane is not None:
@@ -372,12 +382,10 @@ def _handshake_problem(server: ServerSpec, policy: TlsPolicy, version: tuple[int
     low = _VERSIONS.index(server.tls.min_version or "TLSv1.2")
     high = _VERSIONS.index(server.tls.max_version or "TLSv1.3")
     configured = _client_versions(policy.protocols)
-    client = configured
     if policy.level in DANE_LEVELS and high < _VERSIONS.index("TLSv1.2"):
         return "A server below TLSv1.2 at a DANE level: the TLS versions OpenSSL allows are not modelled.", False
-    if policy.level in ("fingerprint", "verify", "secure"):
-        client = configured & {"TLSv1.2", "TLSv1.3"}
-    common = [v for v in _VERSIONS[low : high + 1] if v in client]
+    client = _usable_versions(configured, policy)
+    common = _common_versions(server, policy)
     if not common:
         sure = version >= (3, 6) or not any(v in configured for v in _VERSIONS[low : high + 1])
         return (
@@ -387,6 +395,21 @@ def _handshake_problem(server: ServerSpec, policy: TlsPolicy, version: tuple[int
             sure,
         )
     return None, True
+
+
+def _usable_versions(configured: set[str], policy: TlsPolicy) -> set[str]:
+    """The versions Postfix can use: levels that check the certificate need TLSv1.2+ with OpenSSL 3."""
+    if policy.level in ("fingerprint", "verify", "secure"):
+        return configured & {"TLSv1.2", "TLSv1.3"}
+    return configured
+
+
+def _common_versions(server: ServerSpec, policy: TlsPolicy) -> list[str]:
+    """The TLS versions both sides allow, lowest first (the highest is negotiated)."""
+    low = _VERSIONS.index(server.tls.min_version or "TLSv1.2")
+    high = _VERSIONS.index(server.tls.max_version or "TLSv1.3")
+    client = _usable_versions(_client_versions(policy.protocols), policy)
+    return [v for v in _VERSIONS[low : high + 1] if v in client]
 
 
 def _client_versions(spec: str) -> set[str]:
@@ -403,14 +426,6 @@ def _client_versions(spec: str) -> set[str]:
         elif token in _VERSIONS:
             included.add(token)
     return allowed & included if included else allowed
-
-
-def _cipher_caveat(inputs: CaseInputs, policy: TlsPolicy) -> str:
-    """Cipher list settings that can change whether a chain counts as trusted (``@SECLEVEL``): not modelled."""
-    for name in ("tls_high_cipherlist", "tls_medium_cipherlist", "tls_low_cipherlist"):
-        if "SECLEVEL" in inputs.param(name, policy.service).value.upper():
-            return f"{name} with @SECLEVEL is not modelled"
-    return ""
 
 
 def _mismatch_tls(version: tuple[int, ...]) -> str:

@@ -3,7 +3,8 @@
 Candidates follow from why the attempts failed: a certificate name that the match list misses (a ``match=`` for the
 certificate's name or its domain, ``match=hostname``, ``verify`` instead of ``secure``, the global
 ``smtp_tls_secure_cert_match``), a chain that does not verify (trusting its root CA, the missing intermediate), a
-certificate to pin (``fingerprint``), and weaker levels (``encrypt``, ``may``) as the last resort. Each candidate is
+certificate to pin (``fingerprint``), cipher exclusions that leave nothing in common with the server (without the
+words that exclude its ciphers), and weaker levels (``encrypt``, ``may``) as the last resort. Each candidate is
 applied to a copy of the case's configuration and the model is run again; only changes after which the message is
 predicted ``sent`` are offered. The trade-offs are the ones Postfix's TLS_README and RFC 7672 §1.3 describe (an MX
 answer without DNSSEC is not authenticated).
@@ -12,9 +13,11 @@ answer without DNSSEC is not authenticated).
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import replace
 
 from harness._explain_attempt import Attempt
+from harness._explain_ciphers import excluding_words
 from harness._explain_inputs import CaseInputs
 from harness._explain_maps import FILE_TYPES, table_refs
 from harness._explain_trust import DigestOf, symbolic
@@ -55,6 +58,9 @@ def find_fixes(inputs: CaseInputs, decision: Decision, *, digest_of: DigestOf | 
                 "server renews its certificate. In a scenario write the digest as {{ fingerprint NAME }}"
             ),
         )
+    handshake = [a for a in failed if a.outcome.reason == "Cannot start TLS: handshake failure"]
+    if handshake:
+        candidates += _cipher_fixes(inputs, decision, handshake)
     if level in ("fingerprint", "verify", "secure"):
         candidates += _policy(
             inputs,
@@ -75,6 +81,47 @@ def find_fixes(inputs: CaseInputs, decision: Decision, *, digest_of: DigestOf | 
             why=("plaintext when the server does not do TLS: anyone on the path can read and change the mail"),
         )
     return _checked(candidates, decision.recipient, digest_of, decision.via)
+
+
+def _cipher_fixes(inputs: CaseInputs, decision: Decision, attempts: list[Attempt]) -> list[Candidate]:
+    """Without the exclusion words that remove every cipher the server allows: in the policy table entry's
+    ``exclude=``, else in main.cf's exclusion lists."""
+    policy = decision.policy
+    assert policy is not None
+    listed = [s.tls.ciphers for a in attempts if (s := inputs.servers.get(a.address.server or "")) and s.tls.ciphers]
+    out: list[Candidate] = []
+    for ciphers in dict.fromkeys(listed):
+        if policy.exclude is not None:
+            words = excluding_words(policy.exclude, ciphers)
+            if not words:
+                continue
+            kept = [w for w in _words(policy.exclude) if w not in words]
+            tokens = re.split(r"[,\s]+", policy.entry.value.strip())[1:] if policy.entry else []
+            attrs = [t for t in tokens if not t.lower().startswith("exclude=")]
+            exclude = [f"exclude={':'.join(kept)}"] if kept else []
+            why = f"Postfix may then use the ciphers {', '.join(words)} excluded, for this destination only"
+            out += _policy(inputs, decision, policy.level, why=why, base=[policy.level, *attrs, *exclude])
+            continue
+        names = ["smtp_tls_exclude_ciphers"]
+        if policy.level != "may":
+            names.append("smtp_tls_mandatory_exclude_ciphers")
+        for name in names:
+            setting = inputs.param(name, policy.service)
+            words = excluding_words(setting.value, ciphers)
+            if not words or inputs.main_cf.get(name) != setting:
+                continue  # only main.cf's own value (not a master.cf -o) is changed here
+            rest = ", ".join(w for w in _words(setting.value) if w not in words)
+            why = (
+                f"Postfix may then use the ciphers {', '.join(words)} excluded, with every server; to keep the "
+                f"exclusion elsewhere, give {decision.route.nexthop} a policy table entry with exclude= instead"
+            )
+            changed = inputs.with_param(name, rest, "main.cf, the suggested change")
+            out.append((f"main.cf: {name} = {setting.value} → {rest or '(empty)'}", why, changed))
+    return out
+
+
+def _words(value: str) -> list[str]:
+    return [w for w in re.split(r"[,:\s]+", value) if w]
 
 
 def _filter_fixes(inputs: CaseInputs, decision: Decision) -> list[Candidate]:

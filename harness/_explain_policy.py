@@ -60,6 +60,8 @@ class TlsPolicy:
         match_origin: where it came from.
         servername: the SNI name setting (empty: no SNI; ``hostname``, ``nexthop`` or a name).
         protocols: the TLS protocols setting in force at this level.
+        ciphers: the entry's ``ciphers=`` (a cipher grade; empty: main.cf's grade for the level applies).
+        exclude: the entry's ``exclude=`` (None: main.cf's exclusion lists apply; it replaces them).
         problem: the warning Postfix logs for an invalid policy.
         unsupported: what the model does not follow, if anything.
         service: the master.cf service that delivers (None: the image's own ``smtp``/``relay``).
@@ -77,6 +79,8 @@ class TlsPolicy:
     servername: str = ""
     servername_origin: str = ""
     protocols: str = ""
+    ciphers: str = ""
+    exclude: str | None = None
     problem: str | None = None
     unsupported: str | None = None
     service: SmtpService | None = None
@@ -184,6 +188,10 @@ def _apply_entry(base: TlsPolicy, entry: MapEntry, maps: Setting) -> tuple[TlsPo
 def _complete(policy: TlsPolicy, attrs: dict[str, list[str]], get: Callable[[str], Setting]) -> TlsPolicy:
     """Defaults for what the entry did not say: DANE fallback, protocols, SNI, match list."""
     level = policy.level
+    if level != "none":  # ``ciphers=`` and ``exclude=`` (set_cipher_grade in smtp_tls_policy.c)
+        policy = _with(
+            policy, ciphers=attrs.get("ciphers", [""])[0], exclude=attrs["exclude"][0] if "exclude" in attrs else None
+        )
     if level in ("dane", "dane-only"):
         support = get("smtp_dns_support_level")
         if support.value != "dnssec":

@@ -36,6 +36,7 @@ from harness.postfix import (
     install_script,
     merge_master_cf,
     preflight_script,
+    read_paths_line,
     render_main_cf,
     reset_script,
     smtp_services,
@@ -53,8 +54,12 @@ STAGE = "/run/mxharness/stage"
 STARTUP_TIMEOUT_S = 30.0
 #: Seconds to wait, after Postfix logged a message sent, for the fake server's event about its data.
 DATA_GRACE_S = 2.0
-#: Seconds without a new peer event after which the fake servers are taken to have reported everything.
+#: Seconds without a new peer event after which the fake servers are taken to have reported everything, while a
+#: session is still open (Postfix's connection cache keeps one open after its last delivery).
 QUIET_S = 0.1
+#: Seconds without a new peer event, once every session the fake servers saw has closed: for the lines already
+#: written by the peer but still on their way through Docker's log stream.
+SETTLE_S = 0.02
 #: Seconds to wait for the ``fatal:`` lines of a service that did not start in the preflight.
 FATAL_GRACE_S = 2.0
 
@@ -85,6 +90,8 @@ class CasePod:
         worlds_served: how many worlds the peer has been given (its ``ready`` events count them from 0).
         postfix_start, peer_start: where the current case's lines begin in the two log streams.
         previous_maps: map paths the last case wrote (the reset removes those outside /etc/postfix).
+        previous_paths: the last case's CAfile, CApath, daemon and queue directories (the reset need not ask
+            postconf again).
         validated: hashes of configurations Postfix already accepted in this pod (the checks are not repeated).
         config_warnings: per configuration hash, Postfix's "unused parameter" warnings about a configuration
             folder's names; ``current_warnings`` are those of the current case.
@@ -96,6 +103,7 @@ class CasePod:
     postfix_start: int = 0
     peer_start: int = 0
     previous_maps: tuple[str, ...] = ()
+    previous_paths: tuple[str, str, str, str] | None = None
     validated: set[str] = field(default_factory=set)
     config_warnings: dict[str, tuple[str, ...]] = field(default_factory=dict)
     current_warnings: tuple[str, ...] = ()
@@ -152,11 +160,14 @@ class CasePod:
         # calls run side by side. No mail goes in before the world reports ready (inject comes after the wait).
         peer = _Background(pod.start_peer if fresh else pod.swap_world, world.peer_files())
         try:
-            pod.put_postfix_files({f"{STAGE}{path}": data for path, data in {**files, **mail}.items()})
-            code, output = self._configure_and_start(settings, master_cf, senders, fresh=fresh, check=check)
+            staged = {f"{STAGE}{path}": data for path, data in {**files, **mail}.items()}
+            code, output = self._configure_and_start(settings, master_cf, senders, staged, fresh=fresh, check=check)
         finally:
             peer.join()
             self.worlds_served += 1
+        # Also when Postfix did not start (a rejected configuration): the next case's world swap must find a peer
+        # that serves this world (a peer still starting up dies of the SIGHUP).
+        self._wait_world_ready()
         if check:
             unused = unused_parameters(output)
             blocking = [u for u in unused if u.name not in settings.user_parameters]
@@ -180,13 +191,19 @@ class CasePod:
             raise PodError(f"configuring the Postfix container failed (exit {code}): {output.strip()}")
         if check:
             self.validated.add(digest)
-        self._wait_world_ready()
         self._wait_postfix_started()
         self.cases_run += 1
         return main_cf
 
     def _configure_and_start(
-        self, settings: PostfixSettings, master_cf: str, senders: list[tuple[int, Message]], *, fresh: bool, check: bool
+        self,
+        settings: PostfixSettings,
+        master_cf: str,
+        senders: list[tuple[int, Message]],
+        staged: dict[str, bytes],
+        *,
+        fresh: bool,
+        check: bool,
     ) -> tuple[int, str]:
         """One script in the Postfix container: reset (a reused pod), move the staged files into place, install
         (resolver, trust store, postmap, Postfix's check of names), and — unless a name the scenario set is unknown
@@ -204,16 +221,18 @@ class CasePod:
         # for tlsmgr, which only a running master provides), then the mail.
         go = "\n".join([start_postfix(generation), _wait_for_master(STARTUP_TIMEOUT_S), *values, *sendmail])
         script = [
-            "" if fresh else reset_script(self.previous_maps),
+            "" if fresh else reset_script(self.previous_maps, self.previous_paths),
             f"cp -a {STAGE}/. / && rm -rf {STAGE}",
-            install_script(indexed_maps(settings, master_cf)),
+            install_script(indexed_maps(settings, master_cf), check_names=check),
             # With names Postfix does not know, Postfix is not started: the case is reported as input error. Names
             # from a configuration folder are only warned about, as the real server does.
             _blocking_unused(settings.user_parameters),
             f'if [ -z "$blocking" ]; then\n{go}\nfi' if check else go,
         ]
         self.previous_maps = tuple(settings.maps)
-        return self.pod.exec_postfix("\n".join(script), check=False)
+        code, output = self.pod.run_postfix("\n".join(script), staged)
+        self.previous_paths = read_paths_line(output)
+        return code, output
 
     def _wait_world_ready(self) -> None:
         pod = self.pod
@@ -330,8 +349,9 @@ class CasePod:
             pod.peer_log.wait_for(
                 lambda ls: all(any(m in x for x in ls[self.peer_start :]) for m in sent), DATA_GRACE_S
             )
-        # The server's other events of the attempts (STARTTLS, the handshake, SNI) likewise: until it is quiet.
-        _wait_quiet(pod.peer_log.snapshot, QUIET_S, DATA_GRACE_S)
+        # The server's other events of the attempts (STARTTLS, the handshake, SNI) likewise: until every session
+        # the fake servers saw has closed (its summary is its last event), or else until it is quiet.
+        _wait_sessions_closed(pod.peer_log.snapshot, self.peer_start, DATA_GRACE_S)
 
     def logs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The current case's Postfix log lines and peer event lines."""
@@ -343,11 +363,11 @@ class CasePod:
 def _wait_for_master(limit_s: float) -> str:
     """Shell: wait until master(8) runs (its pid file names a live process; ``postfix status`` would log a line
     each time); exit 4 after about ``limit_s`` seconds."""
-    tries = int(limit_s / 0.01)
+    tries = int(limit_s / 0.002)
     return (
         'pidfile="$q/pid/master.pid"; n=0\n'
         'until m=$({ tr -d " " < "$pidfile"; } 2>/dev/null) && [ -n "$m" ] && kill -0 "$m" 2>/dev/null; do\n'
-        f"  n=$((n+1)); [ $n -lt {tries} ] || exit 4; sleep 0.01\n"
+        f"  n=$((n+1)); [ $n -lt {tries} ] || exit 4; sleep 0.002\n"
         "done"
     )
 
@@ -381,14 +401,34 @@ def _blocking_unused(user_parameters: frozenset[str]) -> str:
     return f"blocking=$(printf '%s\\n' \"$unused\" | grep -v -E {shlex.quote(f'unused parameter: ({names})=')} || true)"
 
 
-def _wait_quiet(snapshot: Callable[[], list[str]], quiet_s: float, limit_s: float) -> None:
-    """Return once ``snapshot()`` has not grown for ``quiet_s`` seconds, or after ``limit_s`` seconds."""
+def _wait_sessions_closed(snapshot: Callable[[], list[str]], start: int, limit_s: float) -> None:
+    """Return once the peer's events from line ``start`` on are complete: every SMTP session that has a
+    ``connect`` event has its ``session`` summary (written when it closes, after all its other events) and no new
+    line came for :data:`SETTLE_S` seconds; with a session still open, once no new line came for :data:`QUIET_S`
+    seconds. At most ``limit_s`` seconds."""
     deadline = time.monotonic() + limit_s
-    size, since = len(snapshot()), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(quiet_s / 4)
-        now = len(snapshot())
-        if now != size:
-            size, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
+    opened: set[str] = set()
+    closed: set[str] = set()
+    seen, since = start, time.monotonic()
+    while True:
+        lines = snapshot()
+        for line in lines[seen:]:
+            if (session := _session_id(line, '"stage": "connect"')) is not None:
+                opened.add(session)
+            elif (session := _session_id(line, '"event": "session"')) is not None:
+                closed.add(session)
+        now = time.monotonic()
+        if len(lines) != seen:
+            seen, since = len(lines), now
+        quiet = now - since
+        if quiet >= QUIET_S or (quiet >= SETTLE_S and opened <= closed) or now >= deadline:
             return
+        time.sleep(0.005)
+
+
+def _session_id(line: str, kind: str) -> str | None:
+    """The ``session`` field of a peer event line of ``kind`` (a JSON fragment), else None."""
+    if kind not in line:
+        return None
+    _, _, rest = line.partition('"session": "')
+    return rest.partition('"')[0] or None

@@ -176,7 +176,8 @@ def run(
         if result.kept_pod:
             console.print(
                 f"kept the pod of {result.scenario}/{result.case}: docker exec -it {result.kept_pod} bash "
-                f"(Postfix's log: docker logs {result.kept_pod}); remove it with: mxharness clean",
+                f"(Postfix's log: docker logs {result.kept_pod}); "
+                f"remove it with: mxharness clean --run {runner.run_id}",
                 markup=False,
             )
     notes = {s.name: [p for p in (s.description, s.source and f"Source: {s.source}") if p] for s in scenarios}

@@ -12,9 +12,11 @@ Postfix container's PID namespace, so that a fake server can tell which smtp(8) 
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
+import shlex
 import socket
 import tarfile
 import threading
@@ -129,6 +131,80 @@ class LogStream:
             return list(self.lines)
 
 
+class ShellSession:
+    """A long-lived ``sh`` in a container, fed one script after another over an attached ``docker exec`` stream.
+
+    A reused pod runs a few scripts per case; a ``docker exec`` and an archive copy each cost a Docker round trip
+    (60-120 ms on this project's machines), a script written to an open shell a few milliseconds. Files travel
+    inside the script (a base64 tar unpacked with ``tar -x``), so a case's files and commands are one write.
+    Every script runs in a subshell with stdin from /dev/null (it can neither read the following scripts nor
+    leave variables behind); its output ends with a line holding a random token and the exit code.
+
+    Args:
+        client: the engine's Docker client.
+        container: the container to run ``sh`` in (running).
+        timeout_s: seconds a script may take before the session counts as hung.
+
+    Raises:
+        docker.errors.DockerException: the engine refused the exec.
+    """
+
+    def __init__(self, client: docker.DockerClient, container: Container, timeout_s: float = API_TIMEOUT_S) -> None:
+        api = client.api
+        exec_id = api.exec_create(container.id, ["sh"], stdin=True, stdout=True, stderr=True)["Id"]
+        self._response = api.exec_start(exec_id, socket=True)
+        # A unix-socket connection comes wrapped in a SocketIO; an ssh:// one is a socket-like object itself.
+        self._socket = getattr(self._response, "_sock", self._response)
+        self._socket.settimeout(timeout_s)
+        self._lock = threading.Lock()
+
+    def run(self, script: str, files: Mapping[str, bytes] | None = None) -> tuple[int, str]:
+        """Unpack ``files`` (absolute path -> bytes, see :func:`_tar`) and run ``script``.
+
+        Returns:
+            (exit code, combined stdout and stderr).
+
+        Raises:
+            OSError: the shell went away (container stopped) or did not finish within the session's timeout.
+        """
+        token = uuid.uuid4().hex
+        unpack = ""
+        if files:
+            encoded = base64.encodebytes(_tar(files)).decode()
+            unpack = f"base64 -d <<'MXH_FILES_{token}' | tar -x -C /\n{encoded}MXH_FILES_{token}\n"
+        text = f"(\n{unpack}{script}\n) </dev/null 2>&1\nprintf '\\n@@{token} %s\\n' $?\n"
+        marker = f"\n@@{token} ".encode()
+        with self._lock:
+            self._socket.sendall(text.encode())
+            output = b""
+            while marker not in output or not output.endswith(b"\n"):
+                output += self._next_frame()
+        body, _, tail = output.rpartition(marker)
+        return int(tail.strip() or b"-1"), body.decode("utf-8", "replace")
+
+    def _next_frame(self) -> bytes:
+        """The payload of the next frame of Docker's multiplexed stream (8-byte header: stream, size)."""
+        header = self._read_exactly(8)
+        return self._read_exactly(int.from_bytes(header[4:], "big"))
+
+    def _read_exactly(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = self._socket.recv(size - len(data))
+            if not chunk:
+                raise OSError("the shell's stream ended (the container stopped?)")
+            data += chunk
+        return data
+
+    def close(self) -> None:
+        """End the shell (end of input) and close the stream; never raises."""
+        try:
+            self._socket.close()
+            self._response.close()
+        except Exception:  # best effort: the container may be gone already
+            pass
+
+
 class Pod:
     """One pod: Postfix container + peer container sharing its network namespace.
 
@@ -164,6 +240,7 @@ class Pod:
         self.peer: Container | None = None
         self.postfix_log: LogStream | None = None
         self.peer_log: LogStream | None = None
+        self._shells: dict[str, ShellSession] = {}
 
     def __enter__(self) -> Pod:
         return self
@@ -217,26 +294,43 @@ class Pod:
         self.peer_log = LogStream(self.peer).start()
 
     def swap_world(self, files: Mapping[str, bytes]) -> None:
-        """Give the running peer the next case's world: copy ``files`` over the old ones and send SIGHUP (the
-        peer then serves the new world and reports ``ready`` with the next generation).
+        """Give the running peer the next case's world: write ``files`` over the old ones and send it SIGHUP (the
+        peer then serves the new world and reports ``ready`` with the next generation). One write to a shell
+        kept open in the peer (:class:`ShellSession`).
 
         Raises:
             PodError: the engine refused, or the peer is gone.
         """
         assert self.peer is not None, "start_peer() first"
-        try:
-            self.peer.put_archive("/", _tar(files))
-            self.peer.kill(signal="SIGHUP")
-        except docker.errors.DockerException as exc:
-            raise PodError(f"cannot swap the peer's world: {exc}") from None
+        # The pid file is the peer's own (harness.peer --pid-file): in the shared PID namespace it is not pid 1.
+        code, output = self._shell_run("peer", 'kill -HUP "$(cat /run/peer.pid)"', files)
+        if code != 0:
+            raise PodError(f"cannot swap the peer's world (exit {code}): {output.strip()}", output.splitlines())
 
-    def put_postfix_files(self, files: Mapping[str, bytes]) -> None:
-        """Copy files (absolute path → content) into the Postfix container (parent folders are created)."""
-        assert self.postfix is not None
+    def run_postfix(self, script: str, files: Mapping[str, bytes] | None = None) -> tuple[int, str]:
+        """Write ``files`` (absolute path -> bytes; mode 0644, an mtime a minute old) into the Postfix container
+        and run ``script`` there with ``sh`` as root, in a shell kept open across calls (:class:`ShellSession`).
+
+        Returns:
+            (exit code, combined output).
+
+        Raises:
+            PodError: the container or the engine went away.
+        """
+        return self._shell_run("postfix", script, files)
+
+    def _shell_run(self, role: str, script: str, files: Mapping[str, bytes] | None) -> tuple[int, str]:
+        container = self.postfix if role == "postfix" else self.peer
+        assert container is not None
         try:
-            self.postfix.put_archive("/", _tar(files))
-        except docker.errors.DockerException as exc:
-            raise PodError(f"cannot copy files into the Postfix container: {exc}") from None
+            if role not in self._shells:
+                self._shells[role] = ShellSession(self.engine.client, container)
+            return self._shells[role].run(script, files)
+        except (docker.errors.DockerException, OSError) as exc:
+            broken = self._shells.pop(role, None)
+            if broken is not None:
+                broken.close()
+            raise PodError(f"the shell in the {role} container failed: {exc} ({self.state()})") from None
 
     def submit_smtp(self, messages: list[tuple[str, str, bytes]], port: int = 25) -> None:
         """Hand messages to Postfix's smtpd over SMTP from the peer container (same loopback), as mail from the
@@ -258,13 +352,9 @@ class Pod:
             f"    with smtplib.SMTP('127.0.0.1', {port}, local_hostname='client.mxharness.test', timeout=20) as s:\n"
             "        s.sendmail(sender, [rcpt], open(path, 'rb').read())\n"
         )
-        try:
-            self.peer.put_archive("/", _tar(files))
-            code, output = self.peer.exec_run(["/opt/peer/bin/python", "-c", script])
-        except docker.errors.DockerException as exc:
-            raise PodError(f"cannot submit over SMTP from the peer container: {exc}") from None
+        command = f"/opt/peer/bin/python -c {shlex.quote(script)}; code=$?; rm -rf /run/mxharness/submit; exit $code"
+        code, text = self._shell_run("peer", command, files)
         if code != 0:
-            text = output.decode("utf-8", "replace") if isinstance(output, bytes) else ""
             last = text.strip().splitlines()[-1:] or [""]
             raise PodError(
                 f"SMTP submission to Postfix's smtpd on 127.0.0.1:{port} failed: {last[0]}", text.splitlines()
@@ -320,17 +410,31 @@ class Pod:
 
     def detach(self) -> None:
         """Forget both containers without removing them (``--keep``); :meth:`remove` then does nothing."""
+        for shell in self._shells.values():
+            shell.close()
+        self._shells.clear()
         self.peer = self.postfix = None
 
     def remove(self) -> None:
         """Remove both containers (force); never raises."""
-        for container in (self.peer, self.postfix):
-            if container is not None:
-                try:
-                    container.remove(force=True, v=True)
-                except docker.errors.DockerException:
-                    pass
+        for shell in self._shells.values():
+            shell.close()
+        self._shells.clear()
+        # Side by side: each removal waits for its container's processes to die.
+        removals = [threading.Thread(target=_remove, args=(c,)) for c in (self.peer, self.postfix) if c is not None]
+        for removal in removals:
+            removal.start()
+        for removal in removals:
+            removal.join()
         self.peer = self.postfix = None
+
+
+def _remove(container: Container) -> None:
+    """Remove a container and its anonymous volumes (force); never raises."""
+    try:
+        container.remove(force=True, v=True)
+    except docker.errors.DockerException:
+        pass
 
 
 def remove_leftovers(

@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from harness.model_servers import ServerSpec
+from harness.model_servers import ServerSpec, invalid_address_hosts
 from harness.releases import RELEASES
 
 __all__ = [
@@ -266,8 +266,24 @@ class PostfixSpec(_Frozen):
     def _absolute(cls, maps: dict[str, str] | None) -> dict[str, str] | None:
         for path in maps or {}:
             if not path.startswith("/"):
-                raise ValueError(f"map path {path!r} is not absolute. Hint: write `/etc/postfix/{path.lstrip('./')}`")
+                raise ValueError(f"map path {path!r} is not absolute. Hint: write `{_absolute_map_path(path)}`")
         return maps
+
+
+#: Top-level folders of a Linux file system: a relative map path starting with one of them lacks only its "/".
+_TOP_LEVEL_FOLDERS = frozenset("bin boot etc home lib lib64 media mnt opt root run sbin srv tmp usr var".split())
+
+
+def _absolute_map_path(path: str) -> str:
+    """The absolute path a relative map path most likely means: ``etc/postfix/x`` → ``/etc/postfix/x``,
+    ``postfix/x`` → ``/etc/postfix/x``, ``x`` → ``/etc/postfix/x``."""
+    clean = path.lstrip("./")
+    first, _, rest = clean.partition("/")
+    if rest and first in _TOP_LEVEL_FOLDERS:
+        return f"/{clean}"
+    if rest and first == "postfix":
+        return f"/etc/{clean}"
+    return f"/etc/postfix/{clean}"
 
 
 _DSN = re.compile(r"^[245](\.\d{1,3}(\.\d{1,3})?)?$")
@@ -431,6 +447,8 @@ class Case(_Frozen):
     dns: dict[str, DnsNode] | None = None
     servers: dict[str, ServerSpec] | None = None
 
+    _servers = field_validator("servers")(invalid_address_hosts)
+
     @property
     def changes_world(self) -> bool:
         """Whether the case overrides any part of the world (then it gets a world of its own)."""
@@ -467,6 +485,8 @@ class Scenario(_Frozen):
     _source_file: str = PrivateAttr(default="<dict>")
     _name_line: int | None = PrivateAttr(default=None)  # line of the `name` key, for errors across files
     _key_lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)  # key path → line
+
+    _servers = field_validator("servers")(invalid_address_hosts)
 
     def on_release(self, release: str) -> Scenario:
         """This scenario with every case on Postfix ``release`` (``run --release``, ``--mxharness-release``): the

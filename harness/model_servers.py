@@ -11,6 +11,7 @@ writes it). Cross-references (certificate names, ``implicit_tls`` ports in ``por
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal, get_args
 
@@ -24,6 +25,8 @@ __all__ = [
     "ServerSpec",
     "TlsSpec",
     "TlsVersion",
+    "invalid_address",
+    "invalid_address_hosts",
 ]
 
 TlsVersion = Literal["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
@@ -38,6 +41,35 @@ _LINE = re.compile(r"(?P<code>\d{3})(?P<sep>[ -]|$)(?P<text>.*)", re.DOTALL)
 _ENHANCED_LIKE = re.compile(r"\d\.[\d.]*")
 _ENHANCED = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
 _REPLY_EXAMPLE = "Hint: write e.g. `550 5.1.1 no such user`, a list of lines (`250-first`, `250 last`), or `drop`"
+
+
+_IPV4_LIKE = re.compile(r"[0-9.]+")  # no host name is all digits and dots: its top-level label would be numeric
+
+
+def invalid_address(host: str) -> str | None:
+    """Why server key ``host`` is a broken address, or None: a key written like an IPv4 or IPv6 address (digits and
+    dots with a dot, or a colon; ``[ ]`` optional) that is not a valid one is no host name either."""
+    text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    version = 4 if "." in text and _IPV4_LIKE.fullmatch(text) else 6 if ":" in text else None
+    if version is None:
+        return None
+    try:
+        (ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address)(text)
+    except ValueError as exc:
+        example = "192.0.2.10" if version == 4 else "2001:db8::10"
+        return (
+            f"server {host!r} is not a valid IPv{version} address ({exc}). Hint: write a valid address, e.g. "
+            f"`{example}`, or a host name with an address in dns"
+        )
+    return None
+
+
+def invalid_address_hosts(servers: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``servers`` unchanged; ValueError for a key that is a broken address (:func:`invalid_address`)."""
+    for host in servers or {}:
+        if problem := invalid_address(host):
+            raise ValueError(problem)
+    return servers
 
 
 class _Frozen(BaseModel):

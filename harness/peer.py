@@ -42,6 +42,7 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -239,7 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-bind", action="store_true", help="do not add addresses to lo (tests on 127.0.0.x addresses)"
     )
+    parser.add_argument("--pid-file", type=Path, help="write the peer's pid here (the host's world swap signals it)")
     args = parser.parse_args(argv)
+    if args.pid_file is not None:
+        args.pid_file.write_text(f"{os.getpid()}\n")
     emit = _Emitter()
     try:
         asyncio.run(_serve(args.world, emit, bind=not args.no_bind))

@@ -21,8 +21,8 @@ from harness.postfix_neutralise import neutralise
 
 __all__ = [
     "HARNESS_MAIN_CF",
+    "PATHS_LINE",
     "READ_PATHS",
-    "START_POSTFIX",
     "TRUST_DIR",
     "TRUST_FILE",
     "PostfixSettings",
@@ -32,6 +32,7 @@ __all__ = [
     "install_script",
     "merge_master_cf",
     "preflight_script",
+    "read_paths_line",
     "render_main_cf",
     "reset_script",
     "settings_for",
@@ -219,18 +220,24 @@ def indexed_maps(settings: PostfixSettings, master_cf: str) -> list[str]:
     return found
 
 
-def install_script(maps: list[str]) -> str:
+def install_script(maps: list[str], *, check_names: bool = True) -> str:
     """The shell script run in the Postfix container after the files are copied and before Postfix starts.
 
     It points the resolver at the fake DNS, installs the staged trust store where the configuration looks
     (``postconf -xh smtp_tls_CAfile`` / ``smtp_tls_CApath``, the latter with OpenSSL hash links), builds the
-    indexed maps with ``postmap``, and prints Postfix's "unused parameter" warnings (see
-    :func:`unused_parameters`). Postfix starts when :data:`START_POSTFIX` runs.
+    indexed maps with ``postmap``, prints the paths it read (:data:`PATHS_LINE`, for the next case's reset) and,
+    with ``check_names``, Postfix's "unused parameter" warnings (see :func:`unused_parameters`). Postfix starts
+    when :func:`start_postfix`'s line runs.
     """
     postmaps = "\n".join(f"postmap {shlex.quote(m)}" for m in maps)
+    names = """# Postfix's own check of parameter names (main.cf and master.cf -o): "unused parameter" warnings.
+unused=$(postconf -n 2>&1 >/dev/null | grep 'unused parameter' || true)
+[ -z "$unused" ] || echo "$unused"
+"""
     return f"""set -e
 printf 'nameserver 127.0.0.53\\noptions timeout:2 attempts:2\\n' > /etc/resolv.conf
 {READ_PATHS}
+printf '{PATHS_LINE}%s\\t%s\\t%s\\t%s\\n' "$cafile" "$capath" "$dir" "$q"
 if [ -n "$cafile" ]; then
   mkdir -p "$(dirname "$cafile")"
   cat {TRUST_DIR}/*.pem > "$cafile" 2>/dev/null || : > "$cafile"
@@ -241,47 +248,57 @@ if [ -n "$capath" ]; then
   openssl rehash "$capath" >/dev/null 2>&1 || c_rehash "$capath" >/dev/null
 fi
 {postmaps}
-# Postfix's start skips its integrity check of the image's files (postfix-script, quick-start): half a second.
-touch "$q/quick-start"
-# Postfix's own check of parameter names (main.cf and master.cf -o): "unused parameter" warnings.
-unused=$(postconf -n 2>&1 >/dev/null | grep 'unused parameter' || true)
-[ -z "$unused" ] || echo "$unused"
+{names if check_names else 'unused='}
 """
 
 
-START_POSTFIX = "touch /run/mxharness/go"
+#: Start of the line in which :func:`install_script` prints the paths it read (tab-separated: smtp_tls_CAfile,
+#: smtp_tls_CApath, daemon_directory, queue_directory); see :func:`read_paths_line`.
+PATHS_LINE = "mxharness-paths\t"
 
-#: Shell: ``cafile``, ``capath`` and ``q`` (smtp_tls_CAfile, smtp_tls_CApath, queue_directory) from one postconf run
+
+def read_paths_line(output: str) -> tuple[str, str, str, str] | None:
+    """The paths :func:`install_script` printed in ``output``, or None when it did not get that far."""
+    for line in output.splitlines():
+        if line.startswith(PATHS_LINE):
+            fields = line[len(PATHS_LINE) :].split("\t")
+            if len(fields) == 4:
+                return fields[0], fields[1], fields[2], fields[3]
+    return None
+
+
+
+
+#: Shell: ``cafile``, ``capath``, ``dir`` and ``q`` (smtp_tls_CAfile, smtp_tls_CApath, daemon_directory,
+#: queue_directory) from one postconf run
 #: (each run costs 10-20 ms; a case's script needs them twice: for the old configuration, then the new). postconf
 #: prints the values in the order asked; queue_directory, never empty, is last because $(…) drops trailing newlines.
-READ_PATHS = """{ read -r cafile; read -r capath; read -r q; } <<MXHARNESS_PATHS
-$(postconf -xh smtp_tls_CAfile smtp_tls_CApath queue_directory 2>/dev/null)
+READ_PATHS = """{ read -r cafile; read -r capath; read -r dir; read -r q; } <<MXHARNESS_PATHS
+$(postconf -xh smtp_tls_CAfile smtp_tls_CApath daemon_directory queue_directory 2>/dev/null)
 MXHARNESS_PATHS"""
 
 
 def start_postfix(generation: int) -> str:
     """Shell: let Postfix start once the peer serves world ``generation`` (containers/postfix/start-postfix polls
-    the world's ready name in the fake DNS, then runs ``postfix start-fg``)."""
-    return f"echo {int(generation)} > /run/mxharness/go.new && mv /run/mxharness/go.new /run/mxharness/go"
+    the world's ready name in the fake DNS, then runs master(8) as ``postfix start-fg`` does). Needs ``dir``
+    (daemon_directory, see :data:`READ_PATHS`)."""
+    return f'echo "{int(generation)} $dir" > /run/mxharness/go.new && mv /run/mxharness/go.new /run/mxharness/go'
 
 
-#: Stop Postfix at once (``q`` is queue_directory, see :data:`READ_PATHS`): master(8) is frozen (it cannot start new
-#: daemons), its daemons and then master itself are killed. An orderly ``postfix stop`` takes 100-200 ms more and
-#: leaves nothing the reset does not delete anyway (queue, data directory, /etc/postfix); the loop in start-postfix
-#: then waits for the next start.
+
+#: Stop Postfix at once (``q`` is queue_directory, see :data:`READ_PATHS`): master(8) leads its own process group
+#: (it calls setsid), so one SIGKILL to the group ends master and every daemon together, before master could start
+#: another. An orderly ``postfix stop`` takes 100-200 ms more and leaves nothing the reset does not delete anyway
+#: (queue, data directory, /etc/postfix); the loop in start-postfix reaps master and waits for the next start.
 STOP_POSTFIX = r"""m=$({ tr -d ' ' < "$q/pid/master.pid"; } 2>/dev/null)
-if [ -n "$m" ] && kill -STOP "$m" 2>/dev/null; then
-  for s in /proc/[0-9]*/stat; do
-    read -r pid comm state ppid rest < "$s" 2>/dev/null && [ "$ppid" = "$m" ] && kill -KILL "$pid" 2>/dev/null
-  done
-  kill -KILL "$m"; kill -CONT "$m" 2>/dev/null
-  while kill -0 "$m" 2>/dev/null; do sleep 0.005; done
+if [ -n "$m" ] && kill -KILL -"$m" 2>/dev/null; then
+  while kill -0 "$m" 2>/dev/null; do sleep 0.002; done
 fi
 rm -f "$q/pid/master.pid"
 """
 
 
-def reset_script(previous_maps: Iterable[str]) -> str:
+def reset_script(previous_maps: Iterable[str], paths: tuple[str, str, str, str] | None = None) -> str:
     """The script that returns a reused pod's Postfix container to the state of a fresh one between two cases.
 
     Postfix is stopped (:data:`STOP_POSTFIX`: master and every daemon, so qmgr forgets dead destinations, scache and
@@ -291,16 +308,24 @@ def reset_script(previous_maps: Iterable[str]) -> str:
 
     Args:
         previous_maps: the map paths the previous case wrote.
+        paths: the previous configuration's smtp_tls_CAfile, smtp_tls_CApath, daemon_directory and
+            queue_directory as its install printed them (:func:`read_paths_line`); None: ask postconf.
     """
     maps = " ".join(
         shlex.quote(p) + " " + " ".join(shlex.quote(p + ext) for ext in (".db", ".lmdb", ".cdb")) for p in previous_maps
     )
-    return f"""{READ_PATHS}
+    if paths is None:
+        read = READ_PATHS
+    else:
+        read = " ".join(f"{n}={shlex.quote(v)}" for n, v in zip(("cafile", "capath", "dir", "q"), paths, strict=True))
+    return f"""{read}
 {STOP_POSTFIX}
 for d in maildrop incoming active deferred defer bounce trace flush hold corrupt saved; do rm -rf "$q/$d"/*; done
 rm -rf /var/lib/postfix/* $cafile $capath {maps} /run/mxharness/trust /run/mxharness/mail
 rm -rf /etc/postfix && cp -a /etc/postfix.image /etc/postfix
 """
+
+
 
 
 _UNUSED = re.compile(r"postconf: warning: (?P<file>\S+?): unused parameter: (?P<name>[^=\s]+)=(?P<value>.*)$")
@@ -348,14 +373,16 @@ def smtp_services(master_cf: str) -> list[SmtpService]:
 def preflight_script(services: list[SmtpService]) -> str:
     """Start each SMTP client service once in stand-alone mode (``-S``), as master(8) would with its master.cf
     arguments: the daemon reads and checks its parameters (a bad value is ``fatal:`` in the log) and then exits
-    on end of input. Prints ``failed NAME/TYPE`` for each service that did not start, and leaves the shell
-    variable ``failed`` non-empty then."""
-    lines = ["dir=$(postconf -xh daemon_directory)", "failed="]
+    on end of input. The services start side by side (each waits for tlsmgr). Prints ``failed NAME/TYPE`` for
+    each service that did not start, and leaves the shell variable ``failed`` non-empty then. Needs ``dir``
+    (daemon_directory, see :data:`READ_PATHS`)."""
+    lines = ["failed=$("]
     for svc in services:
         args = " ".join(shlex.quote(a) for a in svc.args)
         name = f"{shlex.quote(svc.name)}/{shlex.quote(svc.type)}"
         lines.append(
-            f'"$dir"/{svc.command} -S -t {shlex.quote(svc.type)} -n {shlex.quote(svc.name)} {args} '
-            f"</dev/null >/dev/null 2>&1 || {{ echo failed {name}; failed=1; }}"
+            f'  {{ "$dir"/{svc.command} -S -t {shlex.quote(svc.type)} -n {shlex.quote(svc.name)} {args} '
+            f"</dev/null >/dev/null 2>&1 || echo failed {name}; }} &"
         )
+    lines += ["  wait", ")", '[ -z "$failed" ] || echo "$failed"']
     return "\n".join(lines) + "\n"

@@ -168,7 +168,9 @@ class ScenarioFile(pytest.File):
         for index, case in enumerate(scenario.cases):
             variants = [(f"{case.name}[{r}]", s) for r, s in copies.items()] or [(case.name, scenario)]
             for name, variant in variants:
-                item = CaseItem.from_parent(self, name=name, scenario=variant, case=variant.cases[index])
+                item = CaseItem.from_parent(
+                    self, name=name, scenario=variant, case=variant.cases[index], line=_case_line(scenario, index)
+                )
                 item.add_marker(pytest.mark.docker)
                 yield item
 
@@ -179,6 +181,12 @@ class ScenarioFile(pytest.File):
 
             self._world = build_world(scenario)
         return self._world
+
+
+def _case_line(scenario: Scenario, index: int) -> int:
+    """0-based line of the ``index``-th case in the scenario's file (as pytest wants it; 0 when unknown)."""
+    line = scenario._key_lines.get(("cases", index))  # 1-based
+    return line - 1 if line else 0
 
 
 def _releases(config: pytest.Config) -> list[str]:
@@ -206,10 +214,11 @@ class CaseFailed(Exception):
 class CaseItem(pytest.Item):
     """One case of a scenario, run on real Postfix in a fresh pod."""
 
-    def __init__(self, *, scenario: Scenario, case: Case, **kwargs: Any) -> None:
+    def __init__(self, *, scenario: Scenario, case: Case, line: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.scenario = scenario
         self.case = case
+        self.case_line = line  # 0-based line of the case in the file
 
     def runtest(self) -> None:
         parent = self.parent
@@ -227,5 +236,6 @@ class CaseItem(pytest.Item):
             return failure_details(excinfo.value.result)
         return str(super().repr_failure(excinfo))
 
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.scenario.name}/{self.case.name}"
+    def reportinfo(self) -> tuple[Path, int, str]:
+        # A real line: pytest's skip/xfail reports (a `skip` marker on a case item) need one.
+        return self.path, self.case_line, f"{self.scenario.name}/{self.case.name}"

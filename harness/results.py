@@ -114,7 +114,8 @@ class CaseResult:
     """A whole case: every recipient's result, the Postfix release that ran it, and the logs for the report.
 
     Attributes:
-        release: Postfix's ``mail_version`` as logged at start (``daemon started -- version 3.7.11``).
+        release: Postfix's ``mail_version`` as logged at start (``daemon started -- version 3.7.11``), or the
+            image's when Postfix did not start (a rejected configuration).
         error: set when the case could not run to the end (timeout, pod failure, configuration rejected by
             Postfix); the recipients then have ``observed`` None where nothing was seen.
         config_issues: Postfix's objections to the case's configuration, as scenario issues (file, line, key);

@@ -206,7 +206,8 @@ class Runner:
                 case=case.name,
                 source_file=scenario.source_file,
                 recipients=recipient_results(scenario, case, ids, tracker, peer_log, error),
-                release=tracker.version,
+                # Postfix's own "daemon started" line; the image's version when Postfix did not start (rejected).
+                release=tracker.version or self._image_version(images.postfix),
                 error=error,
                 config_issues=tuple(config_issues),
                 server_chains=world.server_chains(),
@@ -244,6 +245,12 @@ class Runner:
                 self._idle.setdefault(key, []).append(casepod)
         else:
             casepod.pod.remove()
+
+    def _image_version(self, image: str) -> str | None:
+        """The mail_version of a Postfix image this run has read facts of (None: not read yet)."""
+        with self._lock:
+            facts = self._facts.get(image)
+        return facts.version if facts else None
 
     def _facts_for(self, pod: Pod) -> ImageFacts:
         with self._lock:

@@ -232,13 +232,16 @@ def _classify(event: LogEvent) -> tuple[str, str | None, str | None]:
 
 def _peer_entries(lines: Iterable[str], chains: _Names, names: _Names) -> list[TraceEntry]:
     entries: list[TraceEntry] = []
+    last: dict[str, Mapping[str, Any]] = {}  # session → its previous SMTP event
     for time, event in peer_events(lines):
         kind = event["event"]
         if kind == "dns":
             query = _dns_query(time, event)
             entries.append(TraceEntry(time, "dns", "query", "fake DNS", query.summary(), tone=_dns_tone(query)))
         elif kind == "smtp":
-            entries.append(_smtp_entry(time, event, chains, names))
+            session = str(event.get("session", ""))
+            entries.append(_smtp_entry(time, event, chains, names, previous=last.get(session)))
+            last[session] = event
         elif kind == "ready":
             entries.append(TraceEntry(time, "peer", "ready", "fake world", _ready_text(event)))
         elif kind == "error":
@@ -266,7 +269,14 @@ def _dns_tone(query: DnsQuery) -> str | None:
     return None if query.rcode == "NOERROR" else "warning"
 
 
-def _smtp_entry(time: datetime | None, event: Mapping[str, Any], chains: _Names, names: _Names) -> TraceEntry:
+def _smtp_entry(
+    time: datetime | None,
+    event: Mapping[str, Any],
+    chains: _Names,
+    names: _Names,
+    *,
+    previous: Mapping[str, Any] | None = None,
+) -> TraceEntry:
     stage = str(event.get("stage", ""))
     server = str(event.get("server", ""))
     who = _namaddr(server, str(event.get("local", "")))
@@ -304,8 +314,7 @@ def _smtp_entry(time: datetime | None, event: Mapping[str, Any], chains: _Names,
     elif stage == "quit":
         text = "QUIT"
     elif stage == "close":
-        error = event.get("error")
-        text = "connection closed" + (f" ({error})" if error else "")
+        text = _close_text(event, previous)
     else:  # greeting, data_command, auth …: the stage and what it carries
         fields = {k: v for k, v in event.items() if k not in _SMTP_COMMON and v is not None}
         verb = {"data_command": "DATA", "auth": "AUTH"}.get(stage, stage)
@@ -315,6 +324,32 @@ def _smtp_entry(time: datetime | None, event: Mapping[str, Any], chains: _Names,
 
 
 _SMTP_COMMON = {"event", "stage", "t", "session", "server", "local", "client"}
+
+
+def _close_text(event: Mapping[str, Any], previous: Mapping[str, Any] | None) -> str:
+    """The end of a connection. The server sees the client's hang-up as an error (a reset, or a broken pipe on its
+    next write): after QUIT, or while it waited for the next command (Postfix leaving after a failed certificate
+    check, say), that is the client's ordinary close. The error is kept where it means something: in the middle of
+    the message content after DATA's 354, during a TLS handshake, or where nothing came before."""
+    error = event.get("error")
+    if not error:
+        return "connection closed"
+    if previous is not None and _awaiting_a_command(previous):
+        return "connection closed by the client"
+    return f"connection closed ({error})"
+
+
+def _awaiting_a_command(event: Mapping[str, Any]) -> bool:
+    """Whether, after this SMTP event of a session, the server was waiting for the client's next command."""
+    stage, reply = event.get("stage"), event.get("reply")
+    code = reply if isinstance(reply, int) and not isinstance(reply, bool) else None
+    if event.get("dropped") or stage in ("tls_failed", "close"):
+        return False
+    if stage == "starttls":  # after 220 the TLS handshake was under way
+        return code is not None and code // 100 != 2
+    if stage == "data_command":  # after 354 the message content was coming
+        return code is not None and code // 100 != 3
+    return True
 
 
 def _reply(event: Mapping[str, Any], text: str, tone: str | None) -> tuple[str, str | None]:

@@ -162,3 +162,41 @@ def test_run_without_an_engine_exits_3_with_a_hint(files: Path) -> None:
     assert result.stderr.startswith("environment problem: no Docker engine is reachable")
     assert "Hint:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_keep_prints_the_clean_command_of_this_run(
+    runner: CliRunner, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in Runner: the case fails and its pod is kept, as `Runner(keep_failed=True)` reports it.
+    import dataclasses
+
+    from _report_cases import fastmail_defers
+
+    import harness.runner
+    from harness.model import Expect
+
+    kept = dataclasses.replace(fastmail_defers(Expect(status="sent")), kept_pod="mxh-postfix-kept")
+    assert not kept.passed
+
+    class KeptPodRunner:
+        run_id = "0123abcd"
+
+        def __init__(self, **options: object) -> None:
+            assert options["keep_failed"] is True
+
+        def __enter__(self) -> KeptPodRunner:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def run(self, scenarios: object, **kwargs: object) -> list[object]:
+            return [kept]
+
+    monkeypatch.setattr(harness.runner, "Runner", KeptPodRunner)
+    monkeypatch.setenv("NO_COLOR", "1")
+    result = runner.invoke(main, ["run", "--keep", "-k", "*/one", "valid.yaml"])
+    assert "docker exec -it mxh-postfix-kept bash" in result.output
+    assert "remove it with: mxharness clean --run 0123abcd" in result.output.replace("\n", " ")
+    removal = runner.invoke(main, ["clean", "--help"])  # the printed command is one `clean` takes
+    assert "--run TEXT" in removal.output

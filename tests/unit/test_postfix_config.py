@@ -14,7 +14,6 @@ from harness.model import PostfixSpec
 from harness.postfix import (
     HARNESS_MAIN_CF,
     READ_PATHS,
-    START_POSTFIX,
     TRUST_FILE,
     PostfixSettings,
     SmtpService,
@@ -26,6 +25,7 @@ from harness.postfix import (
     render_main_cf,
     settings_for,
     smtp_services,
+    start_postfix,
     unused_parameters,
 )
 
@@ -375,8 +375,8 @@ def test_install_script_builds_every_indexed_map_with_postmap() -> None:
 def test_install_script_builds_the_maps_and_leaves_the_start_to_the_runner() -> None:
     script = install_script(["hash:/etc/postfix/tls_policy"])
     assert "postmap hash:/etc/postfix/tls_policy" in script
-    assert "/run/mxharness/go" not in script  # Postfix starts only after its parameter check (START_POSTFIX)
-    assert "/run/mxharness/go" in START_POSTFIX
+    assert "/run/mxharness/go" not in script  # Postfix starts only after its parameter check (start_postfix)
+    assert "/run/mxharness/go" in start_postfix(0)
 
 
 def test_unused_parameters_are_read_once_each_from_postconf_warnings() -> None:
@@ -418,9 +418,9 @@ def test_install_script_installs_the_trust_store_where_postfix_looks() -> None:
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        (["/etc/postfix/ca.pem", "", "/var/spool/postfix"], "/etc/postfix/ca.pem||/var/spool/postfix"),
-        (["", "", "/var/spool/postfix"], "||/var/spool/postfix"),
-        (["", "/etc/ssl/certs", "/q"], "|/etc/ssl/certs|/q"),
+        (["/etc/postfix/ca.pem", "", "/d", "/var/spool/postfix"], "/etc/postfix/ca.pem||/d|/var/spool/postfix"),
+        (["", "", "/d", "/var/spool/postfix"], "||/d|/var/spool/postfix"),
+        (["", "/etc/ssl/certs", "/d", "/q"], "|/etc/ssl/certs|/d|/q"),
     ],
 )
 def test_read_paths_keeps_empty_values_in_place(tmp_path: Path, values: list[str], expected: str) -> None:
@@ -428,7 +428,7 @@ def test_read_paths_keeps_empty_values_in_place(tmp_path: Path, values: list[str
     fake = tmp_path / "postconf"
     fake.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(f"'{v}'" for v in values) + "\n")
     fake.chmod(0o755)
-    script = f'set -e\n{READ_PATHS}\necho "$cafile|$capath|$q"'
+    script = f'set -e\n{READ_PATHS}\necho "$cafile|$capath|$dir|$q"'
     done = subprocess.run(
         ["sh", "-c", script], env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, capture_output=True, text=True, check=True
     )

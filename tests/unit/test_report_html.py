@@ -122,6 +122,12 @@ def test_the_timeline_is_in_the_page_with_the_story_of_the_case() -> None:
     assert 'title="2026-11-30T11:22:40.055295+00:00"' in _page()  # the exact time on hover
 
 
+def test_the_clients_ordinary_hang_up_is_no_error_in_the_timeline() -> None:
+    text = "".join(_parsed(render_html([with_world(fastmail_defers())])).text)
+    assert text.count("connection closed by the client") == 2  # after the TLS handshake of in1, after QUIT of in2
+    assert "BrokenPipeError" not in text and "ConnectionResetError" not in text
+
+
 def test_the_connection_shows_the_chain_and_the_leaf_names_next_to_the_hostname_mismatch() -> None:
     page = render_html([with_world(fastmail_defers())])
     text = _text(page)

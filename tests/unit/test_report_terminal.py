@@ -247,7 +247,9 @@ def test_the_trace_tells_the_story_one_line_per_entry_with_offsets() -> None:
     assert "smtp    in1-smtp.messagingengine.com[66.111.4.74]:25: STARTTLS" in text
     assert "postfix postfix/smtp[221]: Untrusted TLS connection established to in1-smtp" in text
     assert "\n                       [0] /C=AU/ST=Victoria" in text  # the chain under the connection
-    assert lines[-1].endswith("connection closed (ConnectionResetError: [Errno 104] Connection reset by peer)")
+    assert lines[-1].endswith(
+        "in2-smtp.messagingengine.com[192.0.2.10]:25: connection closed by the client"
+    )  # after QUIT
 
 
 def test_the_trace_colours_statuses_and_tls_levels() -> None:

@@ -486,6 +486,61 @@ def test_a_relative_map_path_is_an_error_with_a_hint(problems: Problems) -> None
     ]
 
 
+@pytest.mark.parametrize(
+    ("path", "hint"),
+    [
+        ("etc/postfix/tls_policy", "/etc/postfix/tls_policy"),
+        ("./etc/postfix/tls_policy", "/etc/postfix/tls_policy"),
+        ("postfix/tls_policy", "/etc/postfix/tls_policy"),
+        ("var/lib/postfix/tls_policy", "/var/lib/postfix/tls_policy"),
+        ("maps/tls_policy", "/etc/postfix/maps/tls_policy"),
+    ],
+)
+def test_a_relative_map_path_hint_does_not_double_a_top_level_folder(path: str, hint: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        scenario_from_dict(minimal(postfix={"maps": {path: "example.com secure\n"}}))
+    assert [str(i) for i in caught.value.issues] == [
+        f"<dict>: postfix.maps: map path {path!r} is not absolute. Hint: write `{hint}`"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("192.0.2.999", "IPv4 address (Octet 999 (> 255) not permitted in '192.0.2.999')"),
+        ("[192.0.2.999]", "IPv4 address (Octet 999 (> 255) not permitted in '192.0.2.999')"),
+        ("192.0.2", "IPv4 address (Expected 4 octets in '192.0.2')"),
+        ("2001:db8::zz", "IPv6 address (Only hex digits permitted in 'zz' in '2001:db8::zz')"),
+    ],
+)
+def test_a_server_keyed_by_an_invalid_ip_address_is_reported_as_one(host: str, why: str, problems: Problems) -> None:
+    found = problems(
+        changed("  mx1.example.com: {cert: mx1}\n", f"  mx1.example.com: {{cert: mx1}}\n  '{host}': {{}}\n")
+    )
+    assert (
+        f"s.yaml:13: servers: server {host!r} is not a valid {why}. Hint: write a valid address, e.g. "
+        f"`{'2001:db8::10' if ':' in host else '192.0.2.10'}`, or a host name with an address in dns"
+    ) in found
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the reference check (harness/references_world.py _check_servers, outside this change's files) still "
+    "takes the key for a host name; it must skip keys the schema rejects as invalid addresses",
+)
+def test_a_server_keyed_by_an_invalid_ip_address_gets_no_host_name_hint(problems: Problems) -> None:
+    found = problems(changed("  mx1.example.com: {cert: mx1}\n", "  mx1.example.com: {cert: mx1}\n  192.0.2.999: {}\n"))
+    assert not [p for p in found if "add `A: auto`" in p], found
+
+
+def test_a_server_key_that_only_resembles_an_address_is_a_host_name(load: Load) -> None:
+    # Valid addresses, and names with letters, are not taken for broken addresses.
+    text = changed(
+        "  mx1.example.com: {cert: mx1}\n", "  mx1.example.com: {cert: mx1}\n  192.0.2.10: {}\n  '[2001:db8::1]': {}\n"
+    )
+    assert set(load(text).servers) == {"mx1.example.com", "192.0.2.10", "[2001:db8::1]"}
+
+
 def test_an_unknown_expect_status_is_an_error(problems: Problems) -> None:
     assert problems(changed("{status: sent, tls: Verified}", "{status: delivred}")) == [
         "s.yaml:21: cases[0].send[0].expect.status: "

@@ -236,6 +236,42 @@ def test_a_servers_refusal_or_dropped_connection_is_shown_with_its_reply() -> No
     ]
 
 
+def test_the_clients_hang_up_after_quit_or_after_a_command_is_a_plain_close() -> None:
+    # Real peer events: in1 is left by Postfix right after the TLS handshake (its certificate check failed; the
+    # server's next write breaks the pipe), in2 after QUIT (a reset). Neither is an error.
+    timeline = build_timeline(fastmail_defers())
+    closes = [(e.who, e.text, e.tone) for e in timeline if e.kind == "close"]
+    assert closes == [
+        ("in1-smtp.messagingengine.com[66.111.4.74]:25", "connection closed by the client", None),
+        ("in2-smtp.messagingengine.com[192.0.2.10]:25", "connection closed by the client", None),
+    ]
+    assert not [e.text for e in timeline if "Error" in e.text and e.source == "smtp"]
+
+
+def test_an_unexpected_close_keeps_its_error() -> None:
+    common = {"event": "smtp", "server": "mx", "local": "192.0.2.1:25", "client": "192.0.2.1:4000"}
+    reset = "ConnectionResetError: [Errno 104] Connection reset by peer"
+
+    def text(*before: dict[str, object], error: str | None = reset) -> str:
+        """The close's text after the events ``before`` of its session; a second session's QUIT comes between
+        them and the close (each session has its own last command)."""
+        events = [{**common, "session": "s1", "t": float(i), **e} for i, e in enumerate(before)]
+        events.append({**common, "session": "s2", "t": 8.0, "stage": "quit"})
+        events.append({**common, "session": "s1", "t": 9.0, "stage": "close", "error": error})
+        timeline = build_timeline(_empty_case(peer_events=tuple(_peer_line(e) for e in events)))
+        (close,) = [e for e in timeline if e.kind == "close"]
+        return close.text
+
+    data_354 = {"stage": "data_command", "reply": 354}
+    assert text({"stage": "connect"}, {"stage": "mail", "reply": 250}, data_354) == f"connection closed ({reset})"
+    assert text({"stage": "starttls", "reply": 220}) == f"connection closed ({reset})"  # mid-handshake
+    assert text() == f"connection closed ({reset})"  # nothing known before it
+    assert text({"stage": "data_command", "reply": 554}) == "connection closed by the client"  # DATA refused
+    assert text({"stage": "starttls", "reply": 454}) == "connection closed by the client"  # STARTTLS refused
+    assert text({"stage": "rcpt", "reply": 250}, {"stage": "quit"}) == "connection closed by the client"
+    assert text({"stage": "quit"}, error=None) == "connection closed"
+
+
 def test_a_line_that_is_not_postfix_is_kept_as_a_plain_log_entry() -> None:
     case = fastmail_defers()
     odd = "2026-11-30T11:22:40.070000000Z postmap: fatal: open /etc/postfix/nope: No such file or directory"
