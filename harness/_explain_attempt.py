@@ -11,6 +11,8 @@ Rules (Postfix 3.7 ``src/smtp/smtp_proto.c`` ``smtp_start_tls``/``smtp_helo``, `
   At levels that check the certificate Postfix runs OpenSSL at security level 1, where OpenSSL 3 refuses the SHA-1
   signatures of TLSv1/TLSv1.1 (observed on 3.7.11, scenarios/faults/tls-versions.yaml). Postfix ≤ 3.5 does not know
   the ``>=TLSv1.2`` form of the protocols parameters (3.6+): the session fails the same way (observed on 3.5.25).
+  No cipher in common (Postfix's exclusions against a server's cipher list, :mod:`harness._explain_ciphers`):
+  the same failure, at ``may`` too (observed on 3.5.25, 3.7.11 and 3.10.13).
 * ``may``/``encrypt``: the certificate is not checked; the TLS line says ``Trusted`` when the chain verifies, else
   ``Untrusted`` (``Anonymous`` only without a server certificate). ``fingerprint``: a digest must match →
   ``Verified``; else ``Untrusted`` on 3.6+ (the digests are DANE records there), and on ≤ 3.5 ``Trusted`` for a

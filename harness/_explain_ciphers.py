@@ -21,10 +21,10 @@ on the first attempt, at ``may`` too; ``smtp_tls_mandatory_exclude_ciphers`` doe
 replaces main.cf's lists; a TLS 1.3 server delivers whatever the exclusions.
 
 What the model is sure of: ciphers named in full from the ``ECDHE-ECDSA``/``ECDHE-RSA`` AES and ChaCha20 families,
-exclusions made of the words above (and the legacy names that match none of those ciphers), the ``medium`` and
-``high`` grades with the release's own lists (``@SECLEVEL`` up to 2 added), a server with an ECDSA key whose
-handshake is TLS 1.2 (or TLS 1.3 with its default list). Anything else with a restriction on either side is "not
-sure" (:attr:`CipherCheck.certain`).
+exclusions made of the words above (and the legacy names that match none of those ciphers; a word OpenSSL does not
+know is ignored), the ``medium`` and ``high`` grades with Postfix's own lists (3.7's or 3.10's, ``@SECLEVEL`` up to 2
+added), a server with an ECDSA key whose handshake is TLS 1.2 (or TLS 1.3 with its default list). Anything else with
+a restriction on either side is "not sure" (:attr:`CipherCheck.certain`).
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ _OPENSSL_WORDS = frozenset(
 )
 _OPENSSL_FOLDED = frozenset(w.lower() for w in _OPENSSL_WORDS)
 
-#: Postfix's tls_{high,medium}_cipherlist defaults (strings of libpostfix-tls: 3.5.25 and 3.7.11 alike, 3.10.13).
-_LISTS_BEFORE_3_8 = {"high": "aNULL:-aNULL:HIGH:@STRENGTH", "medium": "aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH"}
+#: Postfix's tls_{high,medium}_cipherlist defaults (strings of libpostfix-tls: 3.5.25 and 3.7.11 alike; 3.10.13).
+_LISTS_3_7 = {"high": "aNULL:-aNULL:HIGH:@STRENGTH", "medium": "aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH"}
 _LEGACY = "!SEED:!IDEA:!3DES:!RC2:!RC4:!RC5:!kDH:!kECDH:!aDSS:!MD5"
 _LISTS_3_10 = {
     "high": f"aNULL:-aNULL:HIGH:{_LEGACY}:@STRENGTH",
@@ -166,8 +166,12 @@ def check_ciphers(inputs: CaseInputs, policy: TlsPolicy, server: ServerSpec, ver
     if any(w[:1] in "!+-@" for w in client.exclusions):
         return unsure("an exclusion that starts with !, +, - or @ (Postfix refuses the list) is not modelled")
     verdicts = {name: _excluded(cipher, client.exclusions) for name, cipher in _KNOWN.items()}
+    unknown = [w for w in client.exclusions if any(_selects(w, c) is None for c in _KNOWN.values())]
+    not_known = f"what {', '.join(unknown)} excludes is not modelled"
     if not any(v is False for v in verdicts.values()):
-        return unsure("exclusions that may leave Postfix no TLS 1.2 cipher at all are not modelled")
+        return unsure(
+            not_known if unknown else "exclusions that leave Postfix no cipher the model knows are not modelled"
+        )
     names = [n for n in (server.cert, *server.sni.values()) if n is not None and n in inputs.certs]
     keys = {inputs.certs[n].key for n in names}
     ecdsa = bool(keys) and all(k.startswith("ec") for k in keys)
@@ -194,7 +198,7 @@ def check_ciphers(inputs: CaseInputs, policy: TlsPolicy, server: ServerSpec, ver
             '("SSL alert number 40"), and Postfix defers: Cannot start TLS: handshake failure.'
         )
         return CipherCheck(fails=True, step=step)
-    return unsure(f"{said}: whether Postfix's exclusions ({', '.join(client.exclusions)}) select it is not modelled")
+    return unsure(f"{said}: {not_known}")
 
 
 def excluding_words(exclusions: str, server_ciphers: str) -> tuple[str, ...]:
@@ -237,8 +241,8 @@ def _client(inputs: CaseInputs, policy: TlsPolicy) -> _Client:
 
 
 def _standard_list(inputs: CaseInputs, client: _Client) -> bool:
-    """Whether the grade is ``medium`` or ``high`` with Postfix's own list for the release (``@SECLEVEL=0..2``
-    added at the end is allowed: its effect on trust is :func:`seclevel_caveat`'s)."""
+    """Whether the grade is ``medium`` or ``high`` with Postfix's own list for it (3.5/3.7's or 3.10's;
+    ``@SECLEVEL=0..2`` added at the end is allowed: its effect on trust is :func:`seclevel_caveat`'s)."""
     grade = client.grade.value.lower()
     if grade not in ("medium", "high"):
         return False
@@ -250,9 +254,9 @@ def _standard_list(inputs: CaseInputs, client: _Client) -> bool:
         if int(level.group(1)) > 2:
             return False
         value = value[: level.start()]
-    v = inputs.version
-    lists = _LISTS_BEFORE_3_8 if v < (3, 8) else _LISTS_3_10 if v >= (3, 10) else None
-    return lists is not None and value == lists[grade]
+    # Either release's list selects every cipher the model knows (all are OpenSSL HIGH): observed with 3.7's
+    # medium list on 3.10.13 too (tls-versions.yaml, verify-with-seclevel-0-still-refuses-tls1).
+    return value in (_LISTS_3_7[grade], _LISTS_3_10[grade])
 
 
 def _words(value: str) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 import docker
 import docker.errors
@@ -131,6 +132,10 @@ class LogStream:
             return list(self.lines)
 
 
+class NoAttachedStream(Exception):
+    """The engine connection cannot give a two-way stream to an exec (see :class:`ShellSession`)."""
+
+
 class ShellSession:
     """A long-lived ``sh`` in a container, fed one script after another over an attached ``docker exec`` stream.
 
@@ -147,14 +152,23 @@ class ShellSession:
 
     Raises:
         docker.errors.DockerException: the engine refused the exec.
+        NoAttachedStream: the connection to the engine gives no two-way stream (the Docker SDK over the system's
+            ssh client); :class:`Pod` then runs each script with ``docker exec``.
     """
 
     def __init__(self, client: docker.DockerClient, container: Container, timeout_s: float = API_TIMEOUT_S) -> None:
         api = client.api
         exec_id = api.exec_create(container.id, ["sh"], stdin=True, stdout=True, stderr=True)["Id"]
-        self._response = api.exec_start(exec_id, socket=True)
-        # A unix-socket connection comes wrapped in a SocketIO; an ssh:// one is a socket-like object itself.
-        self._socket = getattr(self._response, "_sock", self._response)
+        try:
+            self._response = api.exec_start(exec_id, socket=True)
+        except AttributeError as exc:  # docker-py looks for a paramiko channel on an ssh:// connection
+            raise NoAttachedStream(str(exc)) from None
+        # A unix-socket connection comes wrapped in a SocketIO (the socket is its _sock); a tcp:// one is a socket.
+        raw = getattr(self._response, "_sock", self._response)
+        if not all(hasattr(raw, name) for name in ("sendall", "recv", "settimeout")):
+            self._response.close()
+            raise NoAttachedStream(f"{type(raw).__name__} is not a socket")
+        self._socket = cast(socket.socket, raw)
         self._socket.settimeout(timeout_s)
         self._lock = threading.Lock()
 
@@ -241,6 +255,7 @@ class Pod:
         self.postfix_log: LogStream | None = None
         self.peer_log: LogStream | None = None
         self._shells: dict[str, ShellSession] = {}
+        self._exec_only = False  # no attached streams on this engine connection: a docker exec per script
 
     def __enter__(self) -> Pod:
         return self
@@ -323,8 +338,13 @@ class Pod:
         container = self.postfix if role == "postfix" else self.peer
         assert container is not None
         try:
-            if role not in self._shells:
-                self._shells[role] = ShellSession(self.engine.client, container)
+            if role not in self._shells and not self._exec_only:
+                try:
+                    self._shells[role] = ShellSession(self.engine.client, container)
+                except NoAttachedStream:
+                    self._exec_only = True
+            if self._exec_only:
+                return _exec_once(container, script, files)
             return self._shells[role].run(script, files)
         except (docker.errors.DockerException, OSError) as exc:
             broken = self._shells.pop(role, None)
@@ -427,6 +447,15 @@ class Pod:
         for removal in removals:
             removal.join()
         self.peer = self.postfix = None
+
+
+def _exec_once(container: Container, script: str, files: Mapping[str, bytes] | None) -> tuple[int, str]:
+    """What :meth:`ShellSession.run` does, with an archive copy and a ``docker exec`` of its own."""
+    if files:
+        container.put_archive("/", _tar(files))
+    code, output = container.exec_run(["sh", "-c", f"(\n{script}\n) </dev/null 2>&1"])
+    text = output.decode("utf-8", "replace") if isinstance(output, bytes) else ""
+    return (-1 if code is None else code), text
 
 
 def _remove(container: Container) -> None:

@@ -12,7 +12,8 @@ also tries concrete changes and lists those that make it deliver, each with its 
 
 The rules live in small modules, each citing the Postfix source and parameters it follows:
 :mod:`harness._explain_route` (next-hop, MX), :mod:`harness._explain_policy` (level, match list, policy table),
-:mod:`harness._explain_attempt` (STARTTLS, handshake, verification), :mod:`harness._explain_dane` (DANE per MX
+:mod:`harness._explain_attempt` (STARTTLS, handshake, verification), :mod:`harness._explain_ciphers`
+(cipher grades and exclusions against the server's ciphers), :mod:`harness._explain_dane` (DANE per MX
 host: DNSSEC, TLSA records, DANE-EE/DANE-TA, release differences), :mod:`harness._explain_names` (OpenSSL's
 host check), :mod:`harness._explain_trust` (chain, fingerprints), :mod:`harness._explain_fixes` (what would help),
 :mod:`harness._explain_text` (the words). The model is held to real Postfix by a differential test

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harness.model import CertSpec, Scenario, ServerSpec
+from harness.model_servers import invalid_address
 from harness.overrides import host_key, owner_key
 
 __all__ = ["Unchecked", "check_world", "near"]
@@ -252,7 +253,12 @@ def _check_servers(s: Scenario, unchecked: Unchecked) -> Iterator[tuple[Path_, s
     for host, server in s.servers.items():
         loc: Path_ = ("servers", host)
         name = owner_key(host)
-        if not _is_address(host.strip("[]")) and name not in with_address and name not in unchecked.owners:
+        if (
+            not _is_address(host.strip("[]"))
+            and not invalid_address(host)  # the schema reports a broken address: no host name either
+            and name not in with_address
+            and name not in unchecked.owners
+        ):
             # Suggest only names that have an address: another name without one would not help.
             hint = " (it has no A or AAAA record)" if name in owners else near(name, with_address)
             yield loc, f"server host {host!r} has no address in dns{hint}. Hint: add `A: auto`"

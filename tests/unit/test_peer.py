@@ -434,6 +434,8 @@ def test_postfix_starts_on_the_worlds_generation() -> None:
     from harness.postfix import start_postfix
 
     script = start_postfix(7)
-    assert script == "echo 7 > /run/mxharness/go.new && mv /run/mxharness/go.new /run/mxharness/go"
+    # The world's generation and daemon_directory ($dir of READ_PATHS), written at once (mv) for start-postfix.
+    assert script == 'echo "7 $dir" > /run/mxharness/go.new && mv /run/mxharness/go.new /run/mxharness/go'
     start = (Path(__file__).resolve().parents[2] / "containers/postfix/start-postfix").read_text()
+    assert "read -r generation daemon_directory < /run/mxharness/go" in start
     assert 'getent hosts "g$generation.ready.mxharness.invalid"' in start  # the name ready_name() gives

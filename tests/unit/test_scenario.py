@@ -523,11 +523,6 @@ def test_a_server_keyed_by_an_invalid_ip_address_is_reported_as_one(host: str, w
     ) in found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the reference check (harness/references_world.py _check_servers, outside this change's files) still "
-    "takes the key for a host name; it must skip keys the schema rejects as invalid addresses",
-)
 def test_a_server_keyed_by_an_invalid_ip_address_gets_no_host_name_hint(problems: Problems) -> None:
     found = problems(changed("  mx1.example.com: {cert: mx1}\n", "  mx1.example.com: {cert: mx1}\n  192.0.2.999: {}\n"))
     assert not [p for p in found if "add `A: auto`" in p], found
