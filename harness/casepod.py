@@ -121,9 +121,10 @@ class CasePod:
 
         Round trips are few on purpose (a ``docker exec`` costs tens of milliseconds): the files and the case's
         ``messages`` (each with its RFC 5322 bytes) travel with one script, written to the shell kept open in the
-        Postfix container (:class:`~harness.engine.ShellSession`), which, while the peer swaps worlds, resets,
-        installs, checks (parameter names, then values: every SMTP client service is started once stand-alone), hands the ``sendmail`` messages to Postfix's maildrop queue and lets Postfix start as soon as
-        the new world serves. Messages ``via: smtp`` need smtpd running: :meth:`inject` sends those.
+        Postfix container (:class:`~harness.engine.ShellSession`). While the peer swaps worlds, that script resets,
+        installs, checks (parameter names, then values: every SMTP client service is started once stand-alone),
+        lets Postfix start as soon as the new world serves and hands the ``sendmail`` messages to Postfix.
+        Messages ``via: smtp`` need smtpd running: :meth:`inject` sends those.
 
         Returns:
             The main.cf written.
