@@ -248,7 +248,7 @@ if [ -n "$capath" ]; then
   openssl rehash "$capath" >/dev/null 2>&1 || c_rehash "$capath" >/dev/null
 fi
 {postmaps}
-{names if check_names else 'unused='}
+{names if check_names else "unused="}
 """
 
 
@@ -267,8 +267,6 @@ def read_paths_line(output: str) -> tuple[str, str, str, str] | None:
     return None
 
 
-
-
 #: Shell: ``cafile``, ``capath``, ``dir`` and ``q`` (smtp_tls_CAfile, smtp_tls_CApath, daemon_directory,
 #: queue_directory) from one postconf run
 #: (each run costs 10-20 ms; a case's script needs them twice: for the old configuration, then the new). postconf
@@ -283,7 +281,6 @@ def start_postfix(generation: int) -> str:
     the world's ready name in the fake DNS, then runs master(8) as ``postfix start-fg`` does). Needs ``dir``
     (daemon_directory, see :data:`READ_PATHS`)."""
     return f'echo "{int(generation)} $dir" > /run/mxharness/go.new && mv /run/mxharness/go.new /run/mxharness/go'
-
 
 
 #: Stop Postfix at once (``q`` is queue_directory, see :data:`READ_PATHS`): master(8) leads its own process group
@@ -324,8 +321,6 @@ for d in maildrop incoming active deferred defer bounce trace flush hold corrupt
 rm -rf /var/lib/postfix/* $cafile $capath {maps} /run/mxharness/trust /run/mxharness/mail
 rm -rf /etc/postfix && cp -a /etc/postfix.image /etc/postfix
 """
-
-
 
 
 _UNUSED = re.compile(r"postconf: warning: (?P<file>\S+?): unused parameter: (?P<name>[^=\s]+)=(?P<value>.*)$")
