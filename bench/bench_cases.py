@@ -1,8 +1,9 @@
 """Benchmark: a case's wall time with pod reuse and with a fresh pod per case, against Postfix's own decision
 time, side by side in one run.
 
-For each mode it runs the given scenarios ROUNDS times (images warm) and prints medians of:
-  * case wall time (pod ready → configured → mail injected → every first attempt read);
+It runs the given scenarios ROUNDS times per mode (images warm; the modes take turns, each round with a Runner
+of its own, as a real run) and prints medians of:
+  * case wall time (pod made or reset → configured → mail injected → every first attempt read);
   * Postfix's decision time: from a message's pickup line to its status line, both stamped by Docker
     (the physical floor: what Postfix itself needs);
   * harness overhead = wall time - decision time;
@@ -48,26 +49,35 @@ def decision_seconds(result: CaseResult) -> list[float]:
     return out
 
 
-def measure(scenarios: list[Scenario], rounds: int, *, reuse: bool) -> dict[str, float]:
-    walls: list[float] = []
-    decisions: list[float] = []
-    folder: list[float] = []
+def measure_round(scenarios: list[Scenario], samples: dict[str, list[float]], *, reuse: bool) -> None:
+    """One round of every case in one mode, with a Runner of its own (as a real run: new pods, and Postfix's
+    check of each configuration made once more), adding to ``samples``."""
+    started = time.monotonic()
     with Runner(progress=lambda m: None, reuse_pods=reuse) as runner:
-        list(runner.run(scenarios[:1], select=lambda s, c: c is s.cases[0]))  # warm: images, first pod
-        for _ in range(rounds):
-            started = time.monotonic()
-            for result in runner.run(scenarios):
-                if not result.passed:
-                    raise SystemExit(f"{result.scenario}/{result.case} failed: the benchmark needs passing cases")
-                walls.append(result.duration_s)
-                decisions.extend(decision_seconds(result))
-            folder.append(time.monotonic() - started)
-    return {
-        "cases": len(walls),
-        "wall": statistics.median(walls),
-        "decision": statistics.median(decisions),
-        "folder": statistics.median(folder),
+        for result in runner.run(scenarios):
+            if not result.passed:
+                raise SystemExit(f"{result.scenario}/{result.case} failed: the benchmark needs passing cases")
+            samples["wall"].append(result.duration_s)
+            samples["decision"].extend(decision_seconds(result))
+    samples["folder"].append(time.monotonic() - started)
+
+
+def measure(scenarios: list[Scenario], rounds: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Medians per mode (reused pods, fresh pods); the modes take turns round by round, so that a change in the
+    machine's load touches both alike."""
+    with Runner(progress=lambda m: None) as runner:  # warm: images built, nothing measured
+        list(runner.run(scenarios[:1], select=lambda s, c: c is s.cases[0]))
+    samples: dict[bool, dict[str, list[float]]] = {
+        mode: {"wall": [], "decision": [], "folder": []} for mode in (True, False)
     }
+    for _ in range(rounds):
+        for reuse in (True, False):
+            measure_round(scenarios, samples[reuse], reuse=reuse)
+    medians = {
+        mode: {"cases": float(len(s["wall"])), **{k: statistics.median(v) for k, v in s.items()}}
+        for mode, s in samples.items()
+    }
+    return medians[True], medians[False]
 
 
 def main() -> None:
@@ -76,8 +86,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     scenarios = load_scenarios([Path(p) for p in args.paths])
-    reuse = measure(scenarios, args.rounds, reuse=True)
-    fresh = measure(scenarios, args.rounds, reuse=False)
+    reuse, fresh = measure(scenarios, args.rounds)
     print(f"{int(reuse['cases'])} cases per mode ({args.rounds} rounds of {', '.join(args.paths)})")
     print(f"{'median of':<36}{'reused pod':>12}{'fresh pod':>12}{'fresh/reuse':>13}")
     for label, key in (("case wall time (s)", "wall"), ("Postfix decision time (s)", "decision")):
@@ -87,7 +96,7 @@ def main() -> None:
         f"{'harness overhead per case (s)':<36}{overhead_r:>12.3f}{overhead_f:>12.3f}{overhead_f / overhead_r:>12.1f}x"
     )
     print(
-        f"{'whole folder, one round (s)':<36}{reuse['folder']:>12.2f}{fresh['folder']:>12.2f}"
+        f"{'whole folder, one round, new pods (s)':<36}{reuse['folder']:>12.2f}{fresh['folder']:>12.2f}"
         f"{fresh['folder'] / reuse['folder']:>12.1f}x"
     )
 

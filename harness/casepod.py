@@ -367,7 +367,7 @@ def _wait_for_master(limit_s: float) -> str:
     tries = int(limit_s / 0.002)
     return (
         'pidfile="$q/pid/master.pid"; n=0\n'
-        'until m=$({ tr -d " " < "$pidfile"; } 2>/dev/null) && [ -n "$m" ] && kill -0 "$m" 2>/dev/null; do\n'
+        'until m=; { read -r m < "$pidfile"; } 2>/dev/null; [ -n "$m" ] && kill -0 "$m" 2>/dev/null; do\n'
         f"  n=$((n+1)); [ $n -lt {tries} ] || exit 4; sleep 0.002\n"
         "done"
     )

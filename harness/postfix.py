@@ -239,7 +239,7 @@ printf 'nameserver 127.0.0.53\\noptions timeout:2 attempts:2\\n' > /etc/resolv.c
 {READ_PATHS}
 printf '{PATHS_LINE}%s\\t%s\\t%s\\t%s\\n' "$cafile" "$capath" "$dir" "$q"
 if [ -n "$cafile" ]; then
-  mkdir -p "$(dirname "$cafile")"
+  mkdir -p "${{cafile%/*}}"
   cat {TRUST_DIR}/*.pem > "$cafile" 2>/dev/null || : > "$cafile"
 fi
 if [ -n "$capath" ]; then
@@ -287,7 +287,7 @@ def start_postfix(generation: int) -> str:
 #: (it calls setsid), so one SIGKILL to the group ends master and every daemon together, before master could start
 #: another. An orderly ``postfix stop`` takes 100-200 ms more and leaves nothing the reset does not delete anyway
 #: (queue, data directory, /etc/postfix); the loop in start-postfix reaps master and waits for the next start.
-STOP_POSTFIX = r"""m=$({ tr -d ' ' < "$q/pid/master.pid"; } 2>/dev/null)
+STOP_POSTFIX = r"""m=; { read -r m < "$q/pid/master.pid"; } 2>/dev/null
 if [ -n "$m" ] && kill -KILL -"$m" 2>/dev/null; then
   while kill -0 "$m" 2>/dev/null; do sleep 0.002; done
 fi
@@ -317,9 +317,10 @@ def reset_script(previous_maps: Iterable[str], paths: tuple[str, str, str, str] 
         read = " ".join(f"{n}={shlex.quote(v)}" for n, v in zip(("cafile", "capath", "dir", "q"), paths, strict=True))
     return f"""{read}
 {STOP_POSTFIX}
-for d in maildrop incoming active deferred defer bounce trace flush hold corrupt saved; do rm -rf "$q/$d"/*; done
-rm -rf /var/lib/postfix/* $cafile $capath {maps} /run/mxharness/trust /run/mxharness/mail
-rm -rf /etc/postfix && cp -a /etc/postfix.image /etc/postfix
+rm -rf "$q"/maildrop/* "$q"/incoming/* "$q"/active/* "$q"/deferred/* "$q"/defer/* "$q"/bounce/* "$q"/trace/* \\
+  "$q"/flush/* "$q"/hold/* "$q"/corrupt/* "$q"/saved/* /var/lib/postfix/* $cafile $capath {maps} \\
+  /run/mxharness/trust /run/mxharness/mail /etc/postfix
+cp -a /etc/postfix.image /etc/postfix
 """
 
 
