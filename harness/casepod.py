@@ -75,7 +75,9 @@ class ImageFacts:
     @staticmethod
     def read(pod: Pod) -> ImageFacts:
         script = "postconf -dh mail_version; echo ---; postconf -dH; echo ---; cat /etc/postfix/master.cf.image"
-        _, out = pod.exec_postfix(script)
+        code, out = pod.run_postfix(script)  # the shell the case's script then uses: no docker exec of its own
+        if code != 0:
+            raise PodError(f"cannot read the Postfix image's facts (exit {code}): {out.strip()}", out.splitlines())
         version, names, master_cf = out.split("---\n", 2)
         return ImageFacts(version.strip(), master_cf, frozenset(names.split()))
 

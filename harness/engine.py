@@ -380,38 +380,6 @@ class Pod:
                 f"SMTP submission to Postfix's smtpd on 127.0.0.1:{port} failed: {last[0]}", text.splitlines()
             )
 
-    def exec_postfix(self, script: str, *, check: bool = True) -> tuple[int, str]:
-        """Run ``sh -c script`` in the Postfix container as root.
-
-        Returns:
-            (exit code, combined output).
-
-        Raises:
-            PodError: ``check`` is true and the exit code is not 0; the message carries the output.
-        """
-        assert self.postfix is not None
-        try:
-            code, output = self.postfix.exec_run(["sh", "-c", script], demux=False)
-        except docker.errors.DockerException as exc:
-            raise PodError(f"cannot run a command in the Postfix container: {exc}") from None
-        text = output.decode("utf-8", "replace") if isinstance(output, bytes) else ""
-        code = -1 if code is None else code
-        if check and code != 0:
-            raise PodError(f"command in the Postfix container failed (exit {code}): {text.strip()}", text.splitlines())
-        return code, text
-
-    def read_postfix_file(self, path: str) -> bytes:
-        """The content of one file in the Postfix container."""
-        assert self.postfix is not None
-        try:
-            stream, _ = self.postfix.get_archive(path)
-        except docker.errors.DockerException as exc:
-            raise PodError(f"cannot read {path} in the Postfix container: {exc}") from None
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.next()
-            extracted = tar.extractfile(member) if member else None
-            return extracted.read() if extracted else b""
-
     def state(self) -> str:
         """Both containers' states, e.g. ``postfix=running peer=exited(1)``, for error messages."""
         parts = []

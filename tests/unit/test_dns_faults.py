@@ -1,4 +1,5 @@
-"""DNS faults, the AD bit and Postfix's DNSSEC probe, checked with real queries over UDP and TCP on loopback."""
+"""DNS faults, the AD bit, Postfix's DNSSEC probe and several records of one type, checked with real queries over UDP
+and TCP on loopback."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from typing import Any
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
+from harness._world_spec import WorldSpec
 from harness.dns import DnsFault, DnsServer, Record, Zone, ZoneError
+from harness.scenario import scenario_from_dict
+from harness.world import build_world
 
 RECORDS = [
     Record("broken.example", "MX", "10 mx.broken.example"),
@@ -215,3 +219,54 @@ def test_a_listed_name_without_records_is_nodata_not_nxdomain() -> None:
     listed = zone.answer("noaddr.example.net", "A")
     assert (listed.rcode, listed.records) == ("NOERROR", ())
     assert zone.answer("other.example.net", "A").rcode == "NXDOMAIN"  # negative control: not listed
+
+
+# --- several records of one type: MX preference ties, several A and AAAA per host -------------------------------
+
+# A scenario's layout, read the way the pod reads it: scenario → world → world.json → the peer's zone.
+SEVERAL: dict[str, Any] = {
+    "name": "several-records",
+    "dns": {
+        "example.com": {"MX": ["10 a.example.net", "10 b.example.net", "20 c.example.net"]},
+        "a.example.net": {"A": ["192.0.2.60", "192.0.2.61", "192.0.2.62"], "AAAA": ["2001:db8::60", "2001:db8::61"]},
+        "b.example.net": {"A": "auto"},
+        "c.example.net": {"AAAA": ["2001:db8::70", "2001:db8::71"]},
+    },
+    "servers": {"b.example.net": {}},
+    "cases": [{"name": "sends", "send": [{"to": "user@example.com"}]}],
+}
+
+
+@pytest.fixture(scope="module")
+def several() -> Iterator[DnsServer]:
+    world = build_world(scenario_from_dict(SEVERAL))
+    spec = WorldSpec.from_json(world.peer_files()["/world/world.json"].decode())
+    with DnsServer(spec.dns.zone(), "127.0.0.1", 0) as server:
+        yield server
+
+
+@both
+def test_an_mx_preference_tie_is_answered_in_full(several: DnsServer, tcp: bool) -> None:
+    reply = ask(several, "example.com", "MX", tcp=tcp)
+    assert (reply.header.rcode, reply.header.tc) == (RCODE.NOERROR, 0)
+    assert answers(reply) == [("MX", "10 a.example.net."), ("MX", "10 b.example.net."), ("MX", "20 c.example.net.")]
+
+
+@both
+def test_several_a_and_several_aaaa_records_of_one_host_are_answered_in_full_and_in_order(
+    several: DnsServer, tcp: bool
+) -> None:
+    # In the scenario's order: with smtp_randomize_addresses = no Postfix tries them so (dns-layouts.yaml).
+    a = ask(several, "a.example.net", "A", tcp=tcp)
+    assert answers(a) == [("A", "192.0.2.60"), ("A", "192.0.2.61"), ("A", "192.0.2.62")]
+    aaaa = ask(several, "a.example.net", "AAAA", tcp=tcp)
+    assert answers(aaaa) == [("AAAA", "2001:db8::60"), ("AAAA", "2001:db8::61")]
+    assert {reply.header.rcode for reply in (a, aaaa)} == {RCODE.NOERROR}
+
+
+def test_an_ipv6_only_host_of_the_tie_has_two_aaaa_and_no_a(several: DnsServer) -> None:
+    assert answers(ask(several, "c.example.net", "AAAA")) == [("AAAA", "2001:db8::70"), ("AAAA", "2001:db8::71")]
+    nodata = ask(several, "c.example.net", "A")
+    assert (nodata.header.rcode, nodata.rr) == (RCODE.NOERROR, [])  # control: NODATA, not a lost record
+    (auto,) = answers(ask(several, "b.example.net", "A"))  # control: one record where one is given
+    assert auto[1] not in {"192.0.2.60", "192.0.2.61", "192.0.2.62"}

@@ -439,3 +439,50 @@ def test_postfix_starts_on_the_worlds_generation() -> None:
     start = (Path(__file__).resolve().parents[2] / "containers/postfix/start-postfix").read_text()
     assert "read -r generation daemon_directory < /run/mxharness/go" in start
     assert 'getent hosts "g$generation.ready.mxharness.invalid"' in start  # the name ready_name() gives
+
+
+def test_a_host_with_an_address_and_no_server_refuses_connections(tmp_path: Path, run_peer: Any) -> None:
+    # "Connection refused needs no key" (scenario-format.md): an address in dns without a servers entry is bound
+    # with nothing listening. The world is built from a scenario as for the pod; only the ports differ (0: free
+    # ones, as the tests run unprivileged) and --no-bind leaves 127.0.0.0/8, already local, as it is.
+    from harness.scenario import scenario_from_dict
+    from harness.world import build_world
+
+    scenario = scenario_from_dict(
+        {
+            "name": "refused",
+            "dns": {
+                "example.net": {"MX": ["10 down.example.net", "20 mx.example.net"]},
+                "down.example.net": {"A": "127.0.0.4"},  # no server: connection refused
+                "mx.example.net": {"A": "127.0.0.2"},
+            },
+            "servers": {"mx.example.net": {}},
+            "cases": [{"name": "sends", "send": [{"to": "user@example.net"}]}],
+        }
+    )
+    spec = json.loads(build_world(scenario).peer_files()["/world/world.json"])
+    assert spec["addresses"] == ["127.0.0.2", "127.0.0.4"]  # both bound in the pod ...
+    assert [(s["host"], s["address"]) for s in spec["servers"]] == [("mx.example.net", "127.0.0.2")]  # ... one served
+    spec["dns"].update(listen="127.0.0.1", port=0)
+    for server in spec["servers"]:
+        server["port"] = 0
+    spec_path = tmp_path / "world.json"
+    spec_path.write_text(json.dumps(spec))
+    peer = run_peer(spec_path)
+    ready = peer.wait_event("ready")
+    assert ready["addresses"] == ["127.0.0.2", "127.0.0.4"]
+    (endpoint,) = ready["endpoints"]
+    assert endpoint["address"] == "127.0.0.2"
+    reply = DNSRecord.parse(
+        DNSRecord.question("down.example.net", "A").send("127.0.0.1", ready["dns"]["port"], timeout=2.0)
+    )
+    assert [rr.rdata.toZone() for rr in reply.rr] == ["127.0.0.4"]  # the name resolves ...
+
+    with pytest.raises(ConnectionRefusedError):  # ... and its address refuses, as Postfix logs it
+        smtplib.SMTP("127.0.0.4", endpoint["port"], timeout=5.0)
+    with smtplib.SMTP("127.0.0.2", endpoint["port"], timeout=5.0) as client:  # control: the served address, same port
+        assert client.ehlo()[0] == 250
+    peer.proc.send_signal(signal.SIGTERM)
+    code, events, stderr = peer.finish()
+    assert code == 0, stderr
+    assert [e["server"] for e in events if e["event"] == "session"] == ["mx.example.net"]  # the refusal left no session

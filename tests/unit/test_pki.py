@@ -17,6 +17,7 @@ from typing import Protocol
 import pytest
 import trustme
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from harness.pki import (
@@ -29,6 +30,7 @@ from harness.pki import (
     parse_when,
     tlsa_data,
 )
+from harness.world_servers import presented_chain
 
 NOW = datetime(2026, 11, 30, 10, 53, 17, tzinfo=UTC)
 ROOT_DN = "/C=US/O=DigiCert Inc/OU=www.digicert.com/CN=DigiCert High Assurance EV Root CA"
@@ -48,6 +50,13 @@ def pki() -> Pki:
     pki.add_cert("by-ip", issuer="inter", san=["127.0.0.1"], cn="mx.example.com", key="ec256")
     pki.add_ca("ec-root", subject="/O=EC Test/CN=EC Root", key="ec384")
     pki.add_cert("ec-leaf", issuer="ec-root", san=["mx.example.com"], key="ec256")
+    # The fault catalogue's certificate kinds (scenarios/faults/certs-expiry.yaml, certs-names.yaml).
+    pki.add_cert("not-yet", issuer="inter", san=["mx.example.com"], key="ec256", not_before="+1d")
+    pki.add_cert("cn-only", issuer="inter", cn="mx.example.com", key="ec256")
+    pki.add_cert("cn-only-other", issuer="inter", cn="other.example.net", key="ec256")
+    pki.add_cert("san-and-cn", issuer="inter", cn="mx.example.com", san=["other.example.net"], key="ec256")
+    pki.add_cert("upper", issuer="inter", san=["MX.Example.COM"], key="ec256")
+    pki.add_cert("dotted", issuer="inter", san=["mx.example.com."], key="ec256")
     return pki
 
 
@@ -72,6 +81,24 @@ def _client_context(*cadata: bytes) -> ssl.SSLContext:
 
 def _handshake(server: ssl.SSLContext, client: ssl.SSLContext, hostname: str) -> Mapping[str, object]:
     """Serve one TLS handshake on 127.0.0.1 and connect to it; returns the client's view of the peer cert."""
+    return _handshake_chain(server, client, hostname)[0]
+
+
+def _sent_chain(tls: ssl.SSLSocket) -> list[x509.Certificate]:
+    """The certificates the server sent, in its order (OpenSSL's SSL_get_peer_cert_chain): public as
+    ``SSLSocket.get_unverified_chain()`` since Python 3.13, on the private ``_sslobj`` before."""
+    public = getattr(tls, "get_unverified_chain", None)
+    if public is not None:
+        ders = list(public())
+    else:
+        ders = [c.public_bytes(ssl._ssl.ENCODING_DER) for c in tls._sslobj.get_unverified_chain()]  # type: ignore
+    return [x509.load_der_x509_certificate(der) for der in ders]
+
+
+def _handshake_chain(
+    server: ssl.SSLContext, client: ssl.SSLContext, hostname: str
+) -> tuple[Mapping[str, object], list[x509.Certificate]]:
+    """As :func:`_handshake`, and what the server sent (:func:`_sent_chain`)."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(5)
 
@@ -94,7 +121,7 @@ def _handshake(server: ssl.SSLContext, client: ssl.SSLContext, hostname: str) ->
         ):
             peer = tls.getpeercert()
             assert peer is not None
-            return peer
+            return peer, _sent_chain(tls)
     finally:
         thread.join(5)
 
@@ -195,6 +222,81 @@ def test_ec_chain_verifies(pki: Pki, serve: Serve) -> None:
 def test_ec_leaf_is_not_trusted_under_another_root(pki: Pki, serve: Serve) -> None:
     with pytest.raises(ssl.SSLCertVerificationError):
         serve(pki.cert("ec-leaf"), _client_context(pki.ca("root").cert_pem), "mx.example.com")
+
+
+# --- the fault catalogue's certificate kinds, as a verifying client sees them ------------------------------------
+
+
+def _served_chain(tmp_path: Path, cert: IssuedCert, mode: str) -> ssl.SSLContext:
+    """A server context presenting ``cert`` as a scenario server with ``chain: MODE`` does (the world's own
+    :func:`harness.world_servers.presented_chain`)."""
+    chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in presented_chain(cert, mode))
+    return _server_context(tmp_path, chain, cert.key_pem)
+
+
+def test_not_yet_valid_leaf_fails_and_its_twin_verifies(pki: Pki, serve: Serve) -> None:
+    client = _client_context(pki.ca("root").cert_pem)
+    with pytest.raises(ssl.SSLCertVerificationError, match="certificate is not yet valid"):
+        serve(pki.cert("not-yet"), client, "mx.example.com")
+    unverifying = ssl.create_default_context()
+    unverifying.check_hostname, unverifying.verify_mode = False, ssl.CERT_NONE
+    serve(pki.cert("not-yet"), unverifying, "mx.example.com")  # only verification objects (Postfix's "encrypt")
+    serve(pki.cert("ec-leaf"), _client_context(pki.ca("ec-root").cert_pem), "mx.example.com")  # control: valid now
+
+
+def test_chain_with_root_sends_three_certificates_and_still_verifies(pki: Pki, tmp_path: Path) -> None:
+    leaf, inter, root = pki.cert("fastmail"), pki.ca("inter"), pki.ca("root")
+    client = _client_context(root.cert_pem)
+    _, sent = _handshake_chain(_served_chain(tmp_path, leaf, "with-root"), client, "mail.messagingengine.com")
+    assert sent == [leaf.certificate, inter.certificate, root.certificate]
+    _, sent = _handshake_chain(_served_chain(tmp_path, leaf, "full"), client, "mail.messagingengine.com")
+    assert sent == [leaf.certificate, inter.certificate]  # control: the default sends no root
+
+
+def test_chain_with_root_does_not_make_an_untrusted_root_trusted(pki: Pki, tmp_path: Path) -> None:
+    # As on Postfix (certs-chain.yaml): the root sent along is not a trust anchor; the client's CAs are.
+    client = _client_context(pki.ca("ec-root").cert_pem)
+    with pytest.raises(ssl.SSLCertVerificationError, match="self-signed certificate in certificate chain"):
+        _handshake_chain(_served_chain(tmp_path, pki.cert("fastmail"), "with-root"), client, "mx.messagingengine.com")
+
+
+def test_cn_only_certificate_matches_its_cn_unless_the_client_ignores_cns(pki: Pki, serve: Serve) -> None:
+    # Without a subjectAltName, OpenSSL's X509_check_host falls back to the subject CN, and Python's ssl keeps
+    # that default (SSLContext.hostname_checks_common_name is True), as Postfix does (certs-names.yaml). Modern
+    # clients do not (RFC 6125 §6.4.4 deprecates it; browsers, Go since 1.15): with the fallback off the same
+    # certificate fails its name check.
+    client = _client_context(pki.ca("root").cert_pem)
+    assert client.hostname_checks_common_name
+    peer = serve(pki.cert("cn-only"), client, "mx.example.com")
+    assert "subjectAltName" not in peer and peer["subject"] == ((("commonName", "mx.example.com"),),)
+    modern = _client_context(pki.ca("root").cert_pem)
+    modern.hostname_checks_common_name = False
+    with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+        serve(pki.cert("cn-only"), modern, "mx.example.com")
+
+
+def test_cn_only_certificate_with_another_cn_fails_and_a_san_hides_the_cn(pki: Pki, serve: Serve) -> None:
+    client = _client_context(pki.ca("root").cert_pem)
+    with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+        serve(pki.cert("cn-only-other"), client, "mx.example.com")  # the CN is matched, and it is another name
+    with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+        serve(pki.cert("san-and-cn"), client, "mx.example.com")  # any DNS subjectAltName: the CN is not looked at
+    serve(pki.cert("cn-only-other"), client, "other.example.net")  # control: the chain itself verifies
+
+
+@pytest.mark.parametrize("hostname", ["mx.example.com", "MX.EXAMPLE.COM", "Mx.Example.Com"])
+def test_upper_case_san_is_presented_as_written_and_matches_any_case(pki: Pki, serve: Serve, hostname: str) -> None:
+    peer = serve(pki.cert("upper"), _client_context(pki.ca("root").cert_pem), hostname)
+    assert peer["subjectAltName"] == (("DNS", "MX.Example.COM"),)
+
+
+def test_trailing_dot_san_is_presented_as_written_and_matches_only_a_dotted_name(pki: Pki, serve: Serve) -> None:
+    # As on Postfix 3.7 (certs-names.yaml): mx.example.com. does not match mx.example.com, only the name with the dot.
+    client = _client_context(pki.ca("root").cert_pem)
+    with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+        serve(pki.cert("dotted"), client, "mx.example.com")
+    peer = serve(pki.cert("dotted"), client, "mx.example.com.")
+    assert peer["subjectAltName"] == (("DNS", "mx.example.com."),)
 
 
 # --- certificate contents -------------------------------------------------------------------------------
