@@ -270,6 +270,20 @@ def _plain(node: Any) -> Any:
 # --- pydantic errors → file:line: key: message ---------------------------------------------------------------
 
 
+#: pydantic's type errors, in the words of a YAML file's author.
+_EXPECTED_TYPES = {
+    "string_type": "text (a string; quote it in YAML if it looks like a number or yes/no)",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "dict_type": "a mapping (`key: value` lines or `{key: value}`)",
+    "list_type": "a list (`- item` lines or `[a, b]`)",
+}
+
+
 def _issue_from_pydantic(err: Any, tree: Any, file: str) -> ScenarioIssue:
     loc: Path_ = tuple(_yaml_key(p) for p in err["loc"])
     kind = err["type"]
@@ -300,6 +314,13 @@ def _issue_from_pydantic(err: Any, tree: Any, file: str) -> ScenarioIssue:
         msg += " (it becomes part of a DNS label in the Message-ID). Hint: a short slug such as `secure-defers`"
     elif kind == "value_error":
         msg = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
+    elif kind in _EXPECTED_TYPES:
+        msg = f"expected {_EXPECTED_TYPES[kind]}, found {err.get('input')!r}"
+    elif kind == "too_short":
+        least = err.get("ctx", {}).get("min_length", 1)
+        msg = f"expected at least {least} entr{'y' if least == 1 else 'ies'}, found none"
+        if loc == ("cases",):
+            msg += ". Hint: add a case, e.g. `- name: secure-delivers` with `send: [{to: …, expect: {status: sent}}]`"
     else:
         msg = f"{err['msg']}, found {err.get('input')!r}"
     return ScenarioIssue(file, _line_of(tree, loc), _dotted(loc), msg)

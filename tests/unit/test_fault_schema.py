@@ -386,7 +386,7 @@ def test_sni_none_and_protocol_none_are_values(tmp_path: Path) -> None:
         ("{protocol: TLSv1.4}", "expect.protocol: expected 'none', 'TLSv1', 'TLSv1.1', 'TLSv1.2' or 'TLSv1.3', found"),
         ("{sni: 'a b'}", "expect.sni: 'a b' is not a host name. Hint: write `sni: mx.example.com`, or `sni: none`"),
         ("{cipher: 'AES 256'}", "expect.cipher: 'AES 256' is not a cipher name. Hint: write OpenSSL's name"),
-        ("{starttls: maybe}", "expect.starttls: Input should be a valid boolean"),
+        ("{starttls: maybe}", "expect.starttls: expected true or false, found 'maybe'"),
     ],
 )
 def test_bad_server_side_expect_values_are_errors(tmp_path: Path, value: str, message: str) -> None:
