@@ -140,29 +140,29 @@ class CasePod:
         if fresh:
             pod.start_postfix()
         assert pod.postfix_log is not None
-        facts = facts_for(pod)
-        version = tuple(int(p) for p in facts.version.split(".")[:3] if p.isdigit())
-        master_cf = merge_master_cf(settings.user_master_cf or facts.master_cf, *settings.master_cf)
-        trusted = world.trust_pems(settings.trust)
-        # A CAfile/CApath the scenario names still gets a valid file: a CA of no one in the world.
-        trust = trusted or {"placeholder": world.placeholder_ca_pem()}
-        main_cf = render_main_cf(settings, version=version, trusts_any=bool(trusted))
-        files = {
-            "/etc/postfix/main.cf": main_cf.encode(),
-            "/etc/postfix/master.cf": master_cf.encode(),
-            **{path: content.encode() for path, content in settings.maps.items()},
-            **{f"{TRUST_DIR}/{name}.pem": pem for name, pem in trust.items()},
-        }
-        mail = {f"/run/mxharness/mail/{i}.eml": data for i, (_, data) in enumerate(messages)}
-        senders = [(i, m) for i, (m, _) in enumerate(messages) if m.via == "sendmail"]
-        digest = hashlib.sha256(b"\0".join(k.encode() + b"\0" + files[k] for k in sorted(files))).hexdigest()
-        check = digest not in self.validated
         self.postfix_start = len(pod.postfix_log.snapshot())
         self.peer_start = len(pod.peer_log.snapshot()) if pod.peer_log else 0
         # The peer comes up (or swaps worlds) while Postfix is reset and configured: the two containers' Docker
         # calls run side by side. No mail goes in before the world reports ready (inject comes after the wait).
         peer = _Background(pod.start_peer if fresh else pod.swap_world, world.peer_files())
         try:
+            facts = facts_for(pod)
+            version = tuple(int(p) for p in facts.version.split(".")[:3] if p.isdigit())
+            master_cf = merge_master_cf(settings.user_master_cf or facts.master_cf, *settings.master_cf)
+            trusted = world.trust_pems(settings.trust)
+            # A CAfile/CApath the scenario names still gets a valid file: a CA of no one in the world.
+            trust = trusted or {"placeholder": world.placeholder_ca_pem()}
+            main_cf = render_main_cf(settings, version=version, trusts_any=bool(trusted))
+            files = {
+                "/etc/postfix/main.cf": main_cf.encode(),
+                "/etc/postfix/master.cf": master_cf.encode(),
+                **{path: content.encode() for path, content in settings.maps.items()},
+                **{f"{TRUST_DIR}/{name}.pem": pem for name, pem in trust.items()},
+            }
+            mail = {f"/run/mxharness/mail/{i}.eml": data for i, (_, data) in enumerate(messages)}
+            senders = [(i, m) for i, (m, _) in enumerate(messages) if m.via == "sendmail"]
+            digest = hashlib.sha256(b"\0".join(k.encode() + b"\0" + files[k] for k in sorted(files))).hexdigest()
+            check = digest not in self.validated
             staged = {f"{STAGE}{path}": data for path, data in {**files, **mail}.items()}
             code, output = self._configure_and_start(settings, master_cf, senders, staged, fresh=fresh, check=check)
         finally:
