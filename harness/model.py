@@ -303,6 +303,7 @@ class Expect(_Frozen):
     sni: str | None = None
     protocol: Literal["none", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"] | None = None
     cipher: str | None = None
+    client_cert: bool | None = None
 
     @field_validator("sni")
     @classmethod

@@ -160,7 +160,8 @@ def _server_session(
     processes may connect within the same millisecond.
 
     ``starttls`` is true when the STARTTLS handshake completed (a TLS event without implicit TLS), not merely
-    when the server answered 220 to STARTTLS.
+    when the server answered 220 to STARTTLS. ``client_cert`` is true when Postfix presented a certificate in the
+    handshake (STARTTLS or implicit TLS).
     """
     at_relay = [
         (i, s) for i, s in enumerate(sessions) if s.get("local_address") == address and s.get("local_port") == port
@@ -188,6 +189,7 @@ def _server_session(
         tls_version=tls.get("version"),
         cipher=tls.get("cipher"),
         sni=tls.get("sni"),
+        client_cert=tls.get("client_cert") is True,
         ehlo=str(s["ehlo"]) if isinstance(s.get("ehlo"), str) else None,
         received=bool(took),
     )

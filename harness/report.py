@@ -79,7 +79,7 @@ def expected_text(expect: Expect) -> str:
     return text + (f" ({expect.reason})" if expect.reason else "")
 
 
-_SERVER_KEYS = ("starttls", "sni", "protocol", "cipher")
+_SERVER_KEYS = ("starttls", "sni", "protocol", "cipher", "client_cert")
 
 
 def _server_expect(expect: Expect) -> list[tuple[str, str]]:
@@ -358,8 +358,10 @@ def recipient_details(r: RecipientResult, case: CaseResult) -> list[str]:
 
 
 def server_view(s: ServerSession) -> str:
-    """What a fake server saw, in one line: ``EHLO mail.example.test, STARTTLS TLSv1.3 … SNI=(none), …``."""
+    """What a fake server saw, in one line: ``EHLO mail.example.test, STARTTLS TLSv1.3 … SNI=(none), …``, with
+    ``client certificate`` when Postfix presented one."""
     tls = f"STARTTLS {s.tls_version} {s.cipher} SNI={s.sni or '(none)'}" if s.starttls else "no STARTTLS"
+    tls += ", client certificate" if s.client_cert else ""
     return f"EHLO {s.ehlo}, {tls}, {'accepted the message' if s.received else 'no message data'}"
 
 

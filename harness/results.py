@@ -25,6 +25,8 @@ class ServerSession:
         address, port: where Postfix connected.
         starttls: whether Postfix issued STARTTLS and the handshake completed (RFC 3207).
         tls_version, cipher, sni: of that handshake (SNI None when Postfix sent none; ``smtp_tls_servername``).
+        client_cert: whether Postfix presented a client certificate in that handshake (it sends one only when the
+            server asks, ``tls.request_client_cert``, and its configuration names one).
         received: whether the server accepted this message's DATA.
     """
 
@@ -35,6 +37,7 @@ class ServerSession:
     tls_version: str | None = None
     cipher: str | None = None
     sni: str | None = None
+    client_cert: bool = False
     ehlo: str | None = None
     received: bool = False
 
@@ -165,9 +168,10 @@ def compare(expect: Expect, observed: Observed) -> tuple[Check, ...]:
     * ``reason``: substring of Postfix's reason text, or a regular expression written ``/…/`` (re.search).
     * ``relay``: a host name (compared case-insensitively with ``relay_host``), ``host[address]:port`` (compared
       with Postfix's ``relay=`` field), or ``none``.
-    * ``starttls``, ``sni``, ``protocol``, ``cipher``: what the fake server saw of the session with the relay
-      (:attr:`Observed.server`); without a session, STARTTLS is ``false`` and the others are ``none``. ``sni``
-      is compared case-insensitively (a DNS name), ``protocol`` and ``cipher`` exactly.
+    * ``starttls``, ``sni``, ``protocol``, ``cipher``, ``client_cert``: what the fake server saw of the session with
+      the relay (:attr:`Observed.server`); without a session, ``starttls`` and ``client_cert`` are ``false`` and the
+      others are ``none``. ``sni`` is compared case-insensitively (a DNS name), ``protocol`` and ``cipher``
+      exactly.
     """
     checks: list[Check] = []
     if expect.status is not None:
@@ -195,7 +199,8 @@ def compare(expect: Expect, observed: Observed) -> tuple[Check, ...]:
 
 
 def _server_checks(expect: Expect, server: ServerSession | None) -> list[Check]:
-    """The ``expect`` keys about what the fake server saw (``starttls``, ``sni``, ``protocol``, ``cipher``)."""
+    """The ``expect`` keys about what the fake server saw (``starttls``, ``sni``, ``protocol``, ``cipher``,
+    ``client_cert``)."""
     checks: list[Check] = []
     if expect.starttls is not None:
         seen = server is not None and server.starttls
@@ -209,6 +214,9 @@ def _server_checks(expect: Expect, server: ServerSession | None) -> list[Check]:
     if expect.cipher is not None:
         cipher = (server.cipher if server else None) or "none"
         checks.append(Check("cipher", expect.cipher, cipher, expect.cipher == cipher))
+    if expect.client_cert is not None:
+        sent = server is not None and server.client_cert
+        checks.append(Check("client_cert", _yes(expect.client_cert), _yes(sent), expect.client_cert == sent))
     return checks
 
 

@@ -25,7 +25,10 @@ from harness.trace import DnsQuery, dns_queries
 #: meaning makes a new version.
 SCHEMA_VERSION = 1
 
-_EXPECT_KEYS = ("status", "dsn", "reason", "relay", "tls", "received")
+#: Every key of ``expect`` in the order the checks run: Postfix's side, then what the fake server saw.
+_EXPECT_KEYS = (
+    "status", "dsn", "reason", "relay", "tls", "received", "starttls", "sni", "protocol", "cipher", "client_cert",
+)  # fmt: skip
 
 
 def results_document(
@@ -74,7 +77,8 @@ def results_from_document(document: Mapping[str, Any]) -> list[CaseResult]:
     """Rebuild the cases of a document made by :func:`results_document` (``dns_queries`` are derived again
     from ``peer_events``; ``summary``, the run's times and each recipient's ``tls_model`` are not part of a
     CaseResult: reports compute the model again). Keys added within schema version 1 (``server_names``,
-    ``main_cf``, ``maps``, ``message_id``, ``tls_model``) may be absent: they read as empty.
+    ``main_cf``, ``maps``, ``message_id``, ``tls_model``, a server's ``client_cert``) may be absent: they read as
+    empty (``client_cert`` as false).
 
     Raises:
         ValueError: the document has another ``schema_version``, or a key is missing or mistyped.
@@ -166,6 +170,7 @@ def _server(s: ServerSession) -> dict[str, Any]:
         "tls_version": s.tls_version,
         "cipher": s.cipher,
         "sni": s.sni,
+        "client_cert": s.client_cert,
         "received": s.received,
     }
 

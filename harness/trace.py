@@ -297,6 +297,7 @@ def _smtp_entry(
     elif stage == "tls":
         sni = event.get("sni")
         text = f"TLS handshake done: {event.get('version')}, {event.get('cipher')}, SNI {sni or '(none)'}"
+        text += ", client certificate presented" if event.get("client_cert") is True else ""
     elif stage == "tls_failed":
         text, tone = f"TLS handshake failed: {event.get('error')}", "error"
     elif stage in ("mail", "rcpt"):

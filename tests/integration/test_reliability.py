@@ -167,3 +167,41 @@ def test_ctrl_c_under_pytest_removes_the_pod(tmp_path: Path) -> None:
         if child.poll() is None:
             child.kill()
         engine.close()
+
+
+def test_a_peer_container_killed_mid_case_is_an_error_not_a_verdict(mxharness_runner: Runner) -> None:
+    # The twin of the Postfix container killed above: the peer (fake DNS and servers) dies while Postfix waits for
+    # the greeting. Postfix then logs "lost connection ... status=deferred" — what the dead pod did, not the world:
+    # a case expecting a deferral must not pass on it.
+    expects_deferral = dict(
+        SLOW,
+        name="slow-world-peer-killed",
+        cases=[{"name": "slow", "send": [{"to": "a@example.net", "expect": {"status": "deferred"}}]}],
+    )
+    scenario = scenario_from_dict(expects_deferral)
+    with Runner(engine=mxharness_runner.engine, timeout_s=60, progress=lambda m: None) as runner:
+        killed: list[str] = []
+
+        def kill_peer_when_running() -> None:
+            label = {"label": [f"{RUN_LABEL}={runner.run_id}", "mxharness.role=peer"]}
+            for _ in range(200):
+                running = mxharness_runner.engine.client.containers.list(filters=label)
+                if running:
+                    time.sleep(1.5)  # the case is now waiting for the slow greeting
+                    running[0].kill()
+                    killed.append(running[0].id)
+                    return
+                time.sleep(0.1)
+
+        killer = threading.Thread(target=kill_peer_when_running)
+        killer.start()
+        started = time.monotonic()
+        (result,) = list(runner.run([scenario]))
+        killer.join()
+        run_id = runner.run_id
+    assert killed, "the peer was never seen running"
+    assert time.monotonic() - started < 30  # not the 60 s timeout
+    left = mxharness_runner.engine.client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+    assert left == []
+    assert not result.passed, "a case passed on what a dead peer made Postfix do"
+    assert result.error and "peer" in result.error

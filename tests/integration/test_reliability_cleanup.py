@@ -211,30 +211,61 @@ def test_an_exception_in_a_users_fixture_or_test_leaves_no_pod(tmp_path: Path) -
         engine.close()
 
 
-def test_ctrl_c_in_the_middle_of_a_parallel_run_exits_130_and_removes_every_pod(tmp_path: Path) -> None:
-    scenario = _write(tmp_path / "slow.yaml", SLOW)
+def _interrupt_a_parallel_run(
+    tmp_path: Path, cases: int, greeting_s: int, *options: str
+) -> tuple[int, str, float, list[str]]:
+    """``mxharness run -j 2`` over ``cases`` slow cases, SIGINT once the first two are in the middle of their case.
+
+    Returns:
+        (exit code, output, seconds from the signal to the exit, the cases that got a pod after the signal).
+    """
+    data = dict(SLOW, cases=[dict(SLOW["cases"][0], name=f"slow-{i}") for i in range(1, cases + 1)])
+    data["servers"] = {"mx.example.net": {"delays": {"greeting": greeting_s}}}
+    scenario = _write(tmp_path / "slow.yaml", data)
     engine = Engine()
-    child = _mxharness("run", "-j", "2", str(scenario), cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
+    child = _mxharness("run", "-j", "2", *options, str(scenario), cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
     try:
-        label = {"label": [f"{PID_LABEL}={child.pid}", "mxharness.role=peer"]}
+        watch = _Watch(engine, child.pid)
         deadline = time.monotonic() + 90
-        while len(engine.client.containers.list(filters=label)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert len(engine.client.containers.list(filters=label)) == 2, "the two cases never both started"
-        time.sleep(2.0)  # both cases are now waiting for the server's 20 s greeting
+        while (
+            time.monotonic() < deadline
+            and sum(c["Labels"]["mxharness.role"] == "peer" for c in watch.seen.values()) < 2
+        ):
+            time.sleep(0.1)
+        time.sleep(2.0)  # both first cases are now waiting for the server's greeting
+        before = {c["Labels"]["mxharness.case"] for c in watch.seen.values()}
+        assert len(before) == 2, f"the first two cases did not both start: {before}"
         child.send_signal(signal.SIGINT)
         interrupted = time.monotonic()
-        out, _ = child.communicate(timeout=60)
-        assert child.returncode == 130, out
-        assert time.monotonic() - interrupted < 15, "it waited for the cases instead of stopping"
-        assert "interrupted" in out and "pass " not in out, out  # no verdict for an interrupted case
-        left = engine.client.containers.list(all=True, filters={"label": f"{PID_LABEL}={child.pid}"})
-        assert left == [], [c.name for c in left]
+        out, _ = child.communicate(timeout=300)
+        took = time.monotonic() - interrupted
+        seen = watch.stop()
+        after = sorted({c["Labels"]["mxharness.case"] for c in seen.values()} - before)
+        left = watch.left()
+        assert left == [], [c.name for c in left]  # checked here: every caller needs it
+        return child.returncode, out, took, after
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
         engine.close()
+
+
+def test_ctrl_c_in_the_middle_of_a_parallel_run_exits_130_and_removes_every_pod(tmp_path: Path) -> None:
+    code, out, _, _ = _interrupt_a_parallel_run(tmp_path, cases=2, greeting_s=20)
+    assert code == 130, out
+    assert "interrupted" in out and "pass " not in out, out  # no verdict for an interrupted case
+    # (_interrupt_a_parallel_run checked that no container of the process is left.)
+
+
+def test_ctrl_c_in_a_parallel_run_stops_it_without_running_the_queued_cases(tmp_path: Path) -> None:
+    # README: "130 interrupted (Ctrl-C, SIGTERM, SIGHUP: the pods are removed first)". With -j 2 the queued cases
+    # must not start after the signal, nor the run wait for the ones under way. (--fresh-pods: each case has a pod
+    # of its own, labelled with its name, so a queued case that starts is seen.)
+    code, out, took, started_after = _interrupt_a_parallel_run(tmp_path, 4, 8, "--fresh-pods")
+    assert code == 130, out
+    assert started_after == [], f"cases started after Ctrl-C: {started_after} (exit {took:.1f} s after the signal)"
+    assert took < 5, f"the run ended {took:.1f} s after Ctrl-C"
 
 
 def test_the_postfix_container_has_only_loopback(mxharness_runner: Runner) -> None:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.errors import ScenarioError
-from harness.model import Scenario
+from harness.model import Expect, Scenario
 from harness.model_servers import check_reply
 from harness.scenario import load_scenario, scenario_from_dict
 
@@ -387,11 +387,53 @@ def test_sni_none_and_protocol_none_are_values(tmp_path: Path) -> None:
         ("{sni: 'a b'}", "expect.sni: 'a b' is not a host name. Hint: write `sni: mx.example.com`, or `sni: none`"),
         ("{cipher: 'AES 256'}", "expect.cipher: 'AES 256' is not a cipher name. Hint: write OpenSSL's name"),
         ("{starttls: maybe}", "expect.starttls: expected true or false, found 'maybe'"),
+        ("{client_cert: maybe}", "expect.client_cert: expected true or false, found 'maybe'"),
     ],
 )
 def test_bad_server_side_expect_values_are_errors(tmp_path: Path, value: str, message: str) -> None:
     [problem] = problems(tmp_path, BASE + f"        expect: {value}\n")
     assert problem.startswith(f"s.yaml:16: cases[0].send[0].{message}")
+
+
+@pytest.mark.parametrize(
+    ("value", "found"), [("maybe", "'maybe'"), ("none", "'none'"), ("2", "2"), ("[true]", "[True]")]
+)
+def test_a_client_cert_that_is_not_true_or_false_is_an_error(tmp_path: Path, value: str, found: str) -> None:
+    [problem] = problems(tmp_path, BASE + f"        expect: {{client_cert: {value}}}\n")
+    assert problem == f"s.yaml:16: cases[0].send[0].expect.client_cert: expected true or false, found {found}"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("false", False), ("null", None)])
+def test_client_cert_is_true_or_false(tmp_path: Path, value: str, expected: bool | None) -> None:
+    expect = load(tmp_path, BASE + f"        expect: {{client_cert: {value}}}\n").cases[0].send[0].expect
+    assert expect.client_cert is expected
+    assert Expect().client_cert is None  # not checked unless given
+
+
+def test_client_cert_may_differ_per_release(tmp_path: Path) -> None:
+    message = load(tmp_path, BASE + '        expect: {client_cert: {default: true, "3.5": false}}\n').cases[0].send[0]
+    assert message.expect_for("3.5.25").client_cert is False
+    assert message.expect_for("3.7.11").client_cert is True and message.expect_for("3.10.13").client_cert is True
+    assert message.expect_releases == ("3.5",)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            '{"3.5": maybe}',
+            "s.yaml:15: cases[0].send[0]: expect.client_cert for release 3.5: Input should be a valid boolean",
+        ),
+        (
+            '{default: true, "3.4": false}',
+            "s.yaml:15: cases[0].send[0]: expect.client_cert: '3.4' is not a Postfix release the harness has. "
+            "Hint: use one of default, 3.5, 3.7, 3.10",
+        ),
+    ],
+)
+def test_bad_per_release_client_cert_values_are_errors(tmp_path: Path, value: str, message: str) -> None:
+    [problem] = problems(tmp_path, BASE + f"        expect: {{client_cert: {value}}}\n")
+    assert problem.startswith(message)
 
 
 # --- property: the new keys never raise anything but ScenarioError -----------------------------------------
@@ -450,14 +492,19 @@ FAULT_BASE: dict[str, Any] = {
             "pki": {"certs": {"mx": {"issuer": "root", "cn": "x"}}},
             "dns": {"x.example.com": {"fault": "servfail"}},
             "servers": {"mx.example.com": {"cert": "mx", "chain": "leaf"}},
-            "send": [{"to": "a@example.com", "expect": {"starttls": True, "sni": "none", "protocol": "TLSv1.2"}}],
+            "send": [
+                {
+                    "to": "a@example.com",
+                    "expect": {"starttls": True, "sni": "none", "protocol": "TLSv1.2", "client_cert": False},
+                }
+            ],
         }
     ],
 }
 FAULT_KEYS = [
     "self_signed", "issuer", "chain", "sni", "starttls", "implicit_tls", "tls", "min_version", "handshake",
     "replies", "rcpt", "default", "greeting", "delays", "eom", "fault", "dnssec", "AAAA", "MX", "pki", "certs",
-    "servers", "dns", "cert", "ports", "protocol", "cipher", "main.cf",
+    "servers", "dns", "cert", "ports", "protocol", "cipher", "client_cert", "main.cf",
 ]  # fmt: skip
 
 

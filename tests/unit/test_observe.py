@@ -88,3 +88,72 @@ def test_the_opening_process_decides_over_time() -> None:
 def test_without_the_opener_time_decides() -> None:
     # The fixture's times are misleading on purpose: this is the swap the pid prevents.
     assert _sni_by_recipient((None, None)) == {"u@a.example": "b.example", "u@b.example": "a.example"}
+
+
+def _client_cert_by_recipient(extra: dict[str, dict[str, object]], summary: bool = False) -> dict[str, bool]:
+    """Each recipient's ``observed.server.client_cert`` when the sessions' ``tls`` events carry ``extra[sid]``;
+    with ``summary``, the same keys come only in each session's closing summary event."""
+    lines = []
+    for line in _peer_lines((182, 183)):
+        stamp, _, text = line.partition(" ")
+        event = json.loads(text)
+        tls = event["stage"] == "tls"
+        if tls and not summary:
+            event.update(extra[event["session"]])
+        lines.append(f"{stamp} {json.dumps(event)}")
+        if tls and summary:
+            fields = {k: event.get(k) for k in ("version", "cipher", "sni")}
+            closing = {"event": "session", "session": event["session"], "tls": {**fields, **extra[event["session"]]}}
+            lines.append(f"{stamp} {json.dumps(closing)}")
+    scenario = scenario_from_dict(_SCENARIO)
+    tracker = DeliveryTracker()
+    tracker.feed_all(_postfix_lines())
+    results = recipient_results(scenario, scenario.cases[0], _IDS, tracker, lines, None)
+    seen = {}
+    for r in results:
+        assert r.observed is not None and r.observed.server is not None
+        seen[r.recipient] = r.observed.server.client_cert
+    return seen
+
+
+def test_the_server_s_client_certificate_record_is_passed_on() -> None:
+    extra = {"sa": {"client_cert": True, "implicit": False}, "sb": {"client_cert": False, "implicit": False}}
+    assert _client_cert_by_recipient(extra) == {"u@a.example": True, "u@b.example": False}
+    assert _client_cert_by_recipient(extra, summary=True) == {"u@a.example": True, "u@b.example": False}
+
+
+def test_a_session_without_a_client_certificate_record_has_none() -> None:
+    # Events of a peer that did not record it (or a non-boolean value) read as no certificate.
+    extra: dict[str, dict[str, object]] = {"sa": {}, "sb": {"client_cert": "yes"}}
+    assert _client_cert_by_recipient(extra) == {"u@a.example": False, "u@b.example": False}
+
+
+def test_client_cert_is_checked_against_the_session_of_the_attempt() -> None:
+    scenario = scenario_from_dict(
+        {
+            **_SCENARIO,
+            "cases": [
+                {
+                    "name": "two",
+                    "send": [
+                        {"to": "u@a.example", "expect": {"client_cert": True}},
+                        {"to": "u@b.example", "expect": {"client_cert": True}},
+                    ],
+                }
+            ],
+        }
+    )
+    lines = []
+    for line in _peer_lines((182, 183)):
+        stamp, _, text = line.partition(" ")
+        event = json.loads(text)
+        if event["stage"] == "tls":
+            event["client_cert"] = event["session"] == "sa"
+        lines.append(f"{stamp} {json.dumps(event)}")
+    tracker = DeliveryTracker()
+    tracker.feed_all(_postfix_lines())
+    results = recipient_results(scenario, scenario.cases[0], _IDS, tracker, lines, None)
+    assert [[(c.key, c.expected, c.observed, c.ok) for c in r.checks] for r in results] == [
+        [("client_cert", "true", "true", True)],
+        [("client_cert", "true", "false", False)],
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from _report_cases import config_rejected, fastmail_defers, fastmail_sent, timed
 from _report_world import MAIN_CF, MAPS, MESSAGE_ID, MESSAGINGENGINE_NAMES, with_world
 
 from harness.model import Expect
-from harness.results import CaseResult
+from harness.results import CaseResult, compare
 from harness.results_json import SCHEMA_VERSION, dumps_results, results_document, results_from_document
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "results-json.md"
@@ -205,6 +206,48 @@ def test_a_document_of_an_earlier_release_without_the_new_keys_reads_back() -> N
     assert case.server_chains  # the rest is there
 
 
+def _with_client_cert(presented: bool, expected: bool) -> CaseResult:
+    """The sent case with the fake server's record of a client certificate, and ``client_cert`` expected."""
+    case = fastmail_sent()
+    [r] = case.recipients
+    assert r.observed is not None and r.observed.server is not None
+    observed = replace(r.observed, server=replace(r.observed.server, client_cert=presented))
+    expect = r.expect.model_copy(update={"client_cert": expected})
+    return replace(case, recipients=(replace(r, expect=expect, observed=observed, checks=compare(expect, observed)),))
+
+
+def test_the_server_carries_whether_a_client_certificate_came_and_the_check_its_verdict() -> None:
+    document = results_document([_with_client_cert(True, True), _with_client_cert(False, True)])
+    check(document, "run", documented_schema())
+    sent, none = (case["recipients"][0] for case in document["cases"])
+    assert sent["observed"]["server"]["client_cert"] is True
+    assert none["observed"]["server"]["client_cert"] is False
+    assert sent["checks"][-1] == {"key": "client_cert", "expected": "true", "observed": "true", "ok": True}
+    assert none["checks"][-1] == {"key": "client_cert", "expected": "true", "observed": "false", "ok": False}
+    assert (sent["passed"], none["passed"]) == (True, False)
+    assert results_document([fastmail_defers()])["cases"][0]["recipients"][0]["observed"]["server"]["client_cert"] is (
+        False
+    )
+
+
+def test_client_cert_is_documented_as_a_key_of_server_added_within_version_1() -> None:
+    assert documented_schema()["server"]["client_cert"] == ("boolean", False)
+    versioning = DOC.read_text().split("## Versioning", 1)[1].split("\n## ", 1)[0]
+    assert "`client_cert` of a server" in " ".join(versioning.split())
+
+
+def test_client_cert_reads_back_and_is_false_in_a_document_without_it() -> None:
+    document = results_document([_with_client_cert(True, True)])
+    [again] = results_from_document(json.loads(json.dumps(document)))
+    observed = again.recipients[0].observed
+    assert observed is not None and observed.server is not None and observed.server.client_cert is True
+    assert again.recipients[0].checks[-1].key == "client_cert"
+    del document["cases"][0]["recipients"][0]["observed"]["server"]["client_cert"]  # an earlier release's document
+    [earlier] = results_from_document(document)
+    observed = earlier.recipients[0].observed
+    assert observed is not None and observed.server is not None and observed.server.client_cert is False
+
+
 def test_errors_and_config_issues_are_carried() -> None:
     timeout_case, config_case = results_document([timed_out(), config_rejected()])["cases"]
     assert timeout_case["error"].startswith("no first-attempt status for user@facebook.com")
@@ -248,3 +291,20 @@ def test_a_document_missing_a_key_is_refused_with_a_hint() -> None:
     del document["cases"][0]["recipients"][0]["checks"]
     with pytest.raises(ValueError, match=r"missing or mistyped key 'checks'\. Hint: see docs/results-json\.md"):
         results_from_document(document)
+
+
+def test_server_side_expectations_are_written_and_read_back() -> None:
+    case = _with_client_cert(True, True)
+    [r] = case.recipients
+    expect = r.expect.model_copy(update={"starttls": True, "sni": "none", "protocol": "TLSv1.3"})
+    case = replace(case, recipients=(replace(r, expect=expect, checks=compare(expect, r.observed)),))
+    document = results_document([case])
+    expected = document["cases"][0]["recipients"][0]["expected"]
+    assert {k: expected[k] for k in ("starttls", "sni", "protocol", "client_cert")} == {
+        "starttls": True,
+        "sni": "none",
+        "protocol": "TLSv1.3",
+        "client_cert": True,
+    }
+    [again] = results_from_document(json.loads(json.dumps(document)))
+    assert again.recipients[0].expect == expect

@@ -53,6 +53,14 @@ def test_a_passing_recipient_is_an_empty_testcase() -> None:
     assert testcase.get("file") == "scenarios/seed/fastmail.yaml"
 
 
+def test_a_failed_client_cert_expectation_is_named_in_the_failure() -> None:
+    (testcase,) = _parse([fastmail_defers(Expect(status="deferred", client_cert=True))]).iter("testcase")
+    failure = testcase.find("failure")
+    assert failure is not None
+    assert failure.get("message") == "client_cert: expected 'true', observed 'false'"
+    assert "    expected: deferred client_cert=true" in (failure.text or "")
+
+
 def test_a_failure_carries_expected_vs_observed_and_the_postfix_lines() -> None:
     (testcase,) = _parse([fastmail_defers(FAILING)]).iter("testcase")
     failure = testcase.find("failure")

@@ -15,6 +15,7 @@ from rich.table import Table
 from harness.model import Expect
 from harness.progress import RunProgress, live_display
 from harness.report import (
+    expected_text,
     failure_details,
     make_console,
     print_results,
@@ -83,6 +84,33 @@ def test_failure_details_give_what_the_fake_server_saw_and_the_chain_it_presente
         "STARTTLS TLSv1.3 TLS_AES_256_GCM_SHA384 SNI=(none), no message data"
     ) in text
     assert "certificate chain it presented (leaf first):\n      [0] /C=AU/ST=Victoria" in text
+
+
+def test_client_cert_is_reported_with_the_other_server_side_keys() -> None:
+    case = fastmail_defers(Expect(status="deferred", starttls=True, client_cert=True))
+    assert expected_text(case.recipients[0].expect) == "deferred starttls=true client_cert=true"
+    assert "FAIL client_cert: expected 'true', observed 'false'" in failure_details(case)
+    rows = [[cell.strip() for cell in row.split("│")] for row in _printed([case], 200).splitlines() if "│" in row]
+    assert [
+        "",
+        "",
+        "server: starttls=true client_cert=true",
+        "relay=in2-smtp.messagingengine.com[192.0.2.10]:25",
+        "",
+    ] in rows
+    assert ["", "", "", "server: starttls=true client_cert=false", ""] in rows
+
+
+def test_failure_details_say_when_the_fake_server_received_a_client_certificate() -> None:
+    case = fastmail_defers(FAILING)
+    [r] = case.recipients
+    assert r.observed is not None and r.observed.server is not None
+    server = replace(r.observed.server, client_cert=True)
+    case = replace(case, recipients=(replace(r, observed=replace(r.observed, server=server)),))
+    assert (
+        "saw: EHLO mail.example.test, STARTTLS TLSv1.3 TLS_AES_256_GCM_SHA384 SNI=(none), client certificate, "
+        "no message data"
+    ) in failure_details(case)
 
 
 def test_failure_details_give_the_names_of_the_leaf_certificate() -> None:

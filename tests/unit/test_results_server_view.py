@@ -1,5 +1,6 @@
-"""``expect`` keys about what the fake server saw (starttls, sni, protocol, cipher), held against the ServerSession of
-the attempt; each with its negative control, and the observation when no server session was recorded."""
+"""``expect`` keys about what the fake server saw (starttls, sni, protocol, cipher, client_cert), held against the
+ServerSession of the attempt; each with its negative control, and the observation when no server session was
+recorded."""
 
 from __future__ import annotations
 
@@ -78,9 +79,30 @@ def test_cipher_holds_exactly() -> None:
     assert compare(expect(cipher="none"), PLAINTEXT) == (Check("cipher", "none", "none", True),)
 
 
+def test_client_cert_holds_when_the_server_received_one() -> None:
+    with_cert = replace(SENT, server=replace(SESSION, client_cert=True))
+    assert compare(expect(client_cert=True), with_cert) == (Check("client_cert", "true", "true", True),)
+    assert compare(expect(client_cert=False), with_cert) == (Check("client_cert", "false", "true", False),)
+
+
+def test_client_cert_false_holds_when_none_was_presented() -> None:
+    assert SESSION.client_cert is False  # the default: the server saw no certificate
+    assert compare(expect(client_cert=False), SENT) == (Check("client_cert", "false", "false", True),)
+    assert compare(expect(client_cert=True), SENT) == (Check("client_cert", "true", "false", False),)
+    assert compare(expect(client_cert=False), PLAINTEXT) == (Check("client_cert", "false", "false", True),)
+
+
+def test_client_cert_is_the_server_s_view_with_implicit_tls_too() -> None:
+    # On an implicit-TLS port starttls is false, yet the handshake may carry a client certificate.
+    implicit = replace(SENT, server=replace(SESSION, starttls=False, client_cert=True))
+    checks = compare(expect(starttls=False, client_cert=True), implicit)
+    assert [(c.key, c.observed, c.ok) for c in checks] == [("starttls", "false", True), ("client_cert", "true", True)]
+
+
 @pytest.mark.parametrize(
     ("keys", "observed"),
     [
+        ({"client_cert": False}, "false"),
         ({"starttls": False}, "false"),
         ({"sni": "none"}, "none"),
         ({"protocol": "none"}, "none"),
@@ -93,15 +115,19 @@ def test_without_a_server_session_starttls_is_false_and_the_rest_none(keys: dict
 
 
 def test_without_a_server_session_a_positive_expectation_fails() -> None:
-    checks = compare(expect(starttls=True, sni="mx.example.com", protocol="TLSv1.3", cipher="X"), NO_SESSION)
+    checks = compare(
+        expect(starttls=True, sni="mx.example.com", protocol="TLSv1.3", cipher="X", client_cert=True), NO_SESSION
+    )
     assert [(c.key, c.observed, c.ok) for c in checks] == [
         ("starttls", "false", False),
         ("sni", "none", False),
         ("protocol", "none", False),
         ("cipher", "none", False),
+        ("client_cert", "false", False),
     ]
 
 
 def test_the_new_keys_come_after_the_version_1_keys() -> None:
-    checks = compare(expect(cipher="X", starttls=True, status="sent", received=True, sni="y", protocol="TLSv1.3"), SENT)
-    assert [c.key for c in checks] == ["status", "received", "starttls", "sni", "protocol", "cipher"]
+    keys = {"client_cert": False, "cipher": "X", "starttls": True, "status": "sent", "received": True, "sni": "y"}
+    checks = compare(expect(**keys, protocol="TLSv1.3"), SENT)
+    assert [c.key for c in checks] == ["status", "received", "starttls", "sni", "protocol", "cipher", "client_cert"]

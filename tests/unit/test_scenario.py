@@ -322,7 +322,7 @@ def test_an_unknown_key_in_a_server_suggests_the_closest(problems: Problems) -> 
 def test_an_unknown_key_in_expect_suggests_the_closest(problems: Problems) -> None:
     assert problems(changed("{status: sent, tls: Verified}", "{status: sent, dns: 4.7.5}")) == [
         "s.yaml:21: cases[0].send[0].expect.dns: unknown key 'dns' (did you mean 'dsn'?). "
-        "Allowed here: cipher, dsn, protocol, reason, received, relay, sni, starttls, status, tls"
+        "Allowed here: cipher, client_cert, dsn, protocol, reason, received, relay, sni, starttls, status, tls"
     ]
 
 
@@ -750,7 +750,7 @@ def test_schema_and_reference_problems_are_reported_together(problems: Problems)
     assert problems(text) == [
         "s.yaml:14: servers[\"mx1.example.com\"].cert: no certificate named 'mx' in pki.certs (did you mean 'mx1'?)",
         "s.yaml:21: cases[0].send[0].expect.dns: unknown key 'dns' (did you mean 'dsn'?). "
-        "Allowed here: cipher, dsn, protocol, reason, received, relay, sni, starttls, status, tls",
+        "Allowed here: cipher, client_cert, dsn, protocol, reason, received, relay, sni, starttls, status, tls",
     ]
 
 

@@ -143,6 +143,23 @@ def test_an_sni_sent_by_postfix_is_shown_and_a_server_without_a_known_chain_has_
     assert [e.details for e in entries] == [(), ()]
 
 
+def test_a_client_certificate_the_server_received_is_shown() -> None:
+    def tls(session: str, client_cert: object) -> str:
+        event = {"event": "smtp", "stage": "tls", "t": 1.0, "session": session, "server": "mx.example",
+                 "local": "192.0.2.10:25", "version": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384", "sni": None,
+                 "implicit": False}  # fmt: skip
+        if client_cert is not None:
+            event["client_cert"] = client_cert
+        return _peer_line(event)
+
+    entries = build_timeline(_empty_case(peer_events=(tls("a", True), tls("b", False), tls("c", None))))
+    assert [e.text for e in entries] == [
+        "TLS handshake done: TLSv1.3, TLS_AES_256_GCM_SHA384, SNI (none), client certificate presented",
+        "TLS handshake done: TLSv1.3, TLS_AES_256_GCM_SHA384, SNI (none)",
+        "TLS handshake done: TLSv1.3, TLS_AES_256_GCM_SHA384, SNI (none)",
+    ]
+
+
 def test_postfix_lines_are_classified_and_coloured_by_status_and_tls_level() -> None:
     timeline = build_timeline(fastmail_defers())
     verify = timeline[_index(timeline, "server certificate verification failed")]
