@@ -355,6 +355,14 @@ class CasePod:
         # The server's other events of the attempts (STARTTLS, the handshake, SNI) likewise: until every session
         # the fake servers saw has closed (its summary is its last event), or else until it is quiet.
         _wait_sessions_closed(pod.peer_log.snapshot, self.peer_start, DATA_GRACE_S)
+        if pod.peer_log.ended:
+            # The world died under the case (the peer killed from outside): Postfix then logs "lost connection"
+            # or "Connection refused" and defers, which is what the dead pod did, not the world. No verdict.
+            raise PodError(
+                f"the peer container (fake DNS and servers) stopped during the case ({pod.state()}); what Postfix "
+                "logged after that is not the world's doing. Hint: was it removed or killed from outside?",
+                [*pod.postfix_log.snapshot()[-15:], "--- peer events ---", *pod.peer_log.snapshot()[-10:]],
+            )
 
     def logs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The current case's Postfix log lines and peer event lines."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import os
 import shlex
 import socket
@@ -38,8 +39,12 @@ LABEL = "mxharness"
 RUN_LABEL = "mxharness.run"
 PID_LABEL = "mxharness.pid"
 HOST_LABEL = "mxharness.host"
-#: Seconds a Docker API call may take before it counts as hung.
+#: Seconds a Docker API call may take before it counts as hung; the environment variable MXHARNESS_DOCKER_TIMEOUT
+#: (seconds) overrides it for a slow remote engine.
 API_TIMEOUT_S = 120
+#: Seconds the first call to the engine (its ping) may take: an engine that accepts and never answers is an
+#: environment problem within this time, not after a whole API timeout.
+PING_TIMEOUT_S = 10
 
 
 def new_run_id() -> str:
@@ -54,15 +59,21 @@ class Engine:
     stream, images built from a sent context), so a remote engine works like a local one: ``tcp://…`` as the
     Docker SDK supports it, ``ssh://user@host`` through the system's ``ssh`` client (as the docker CLI does).
 
+    Attributes:
+        api_timeout_s: seconds an API call may take (:data:`API_TIMEOUT_S`, or MXHARNESS_DOCKER_TIMEOUT).
+
     Raises:
-        EnvironmentProblem: no engine answers.
+        EnvironmentProblem: no engine answers within :data:`PING_TIMEOUT_S`, or MXHARNESS_DOCKER_TIMEOUT is not a
+            positive number of seconds.
     """
 
     def __init__(self) -> None:
+        self.api_timeout_s = _api_timeout()
         try:
             ssh = os.environ.get("DOCKER_HOST", "").startswith("ssh://")
-            self.client = docker.from_env(timeout=API_TIMEOUT_S, use_ssh_client=ssh)
+            self.client = docker.from_env(timeout=min(PING_TIMEOUT_S, self.api_timeout_s), use_ssh_client=ssh)
             self.client.ping()
+            self.client.api.timeout = self.api_timeout_s
         except (docker.errors.DockerException, OSError) as exc:
             raise EnvironmentProblem(
                 f"no Docker engine is reachable: {exc}. Hint: run `./dev setup` (installs and starts one on "
@@ -72,6 +83,22 @@ class Engine:
     def close(self) -> None:
         """Close the HTTP connection pool to the engine."""
         self.client.close()
+
+
+def _api_timeout() -> int:
+    """:data:`API_TIMEOUT_S`, or the whole seconds MXHARNESS_DOCKER_TIMEOUT gives (raises EnvironmentProblem if bad)."""
+    text = os.environ.get("MXHARNESS_DOCKER_TIMEOUT", "").strip()
+    if not text:
+        return API_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise EnvironmentProblem(
+            f"MXHARNESS_DOCKER_TIMEOUT={text!r} is not a number of seconds. Hint: e.g. MXHARNESS_DOCKER_TIMEOUT=300"
+        )
+    return math.ceil(seconds)
 
 
 @dataclass
@@ -148,7 +175,7 @@ class ShellSession:
     Args:
         client: the engine's Docker client.
         container: the container to run ``sh`` in (running).
-        timeout_s: seconds a script may take before the session counts as hung.
+        timeout_s: seconds a script may take before the session counts as hung (default :data:`API_TIMEOUT_S`).
 
     Raises:
         docker.errors.DockerException: the engine refused the exec.
@@ -156,7 +183,7 @@ class ShellSession:
             ssh client); :class:`Pod` then runs each script with ``docker exec``.
     """
 
-    def __init__(self, client: docker.DockerClient, container: Container, timeout_s: float = API_TIMEOUT_S) -> None:
+    def __init__(self, client: docker.DockerClient, container: Container, timeout_s: float | None = None) -> None:
         api = client.api
         exec_id = api.exec_create(container.id, ["sh"], stdin=True, stdout=True, stderr=True)["Id"]
         try:
@@ -169,7 +196,7 @@ class ShellSession:
             self._response.close()
             raise NoAttachedStream(f"{type(raw).__name__} is not a socket")
         self._socket = cast(socket.socket, raw)
-        self._socket.settimeout(timeout_s)
+        self._socket.settimeout(API_TIMEOUT_S if timeout_s is None else timeout_s)
         self._lock = threading.Lock()
 
     def run(self, script: str, files: Mapping[str, bytes] | None = None) -> tuple[int, str]:
@@ -280,7 +307,7 @@ class Pod:
                 # IPv6 is off in a container without a network; scenario AAAA addresses need it on loopback.
                 sysctls={"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.lo.disable_ipv6": "0"},
             )
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, OSError) as exc:  # OSError: requests' timeout of a hung call
             raise PodError(f"cannot start the Postfix container ({self.postfix_image}): {exc}") from None
         self.postfix_log = LogStream(self.postfix).start()
 
@@ -304,7 +331,7 @@ class Pod:
             )
             self.peer.put_archive("/", _tar(files))
             self.peer.start()
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, OSError) as exc:  # OSError: requests' timeout of a hung call
             raise PodError(f"cannot start the peer container ({self.peer_image}): {exc}") from None
         self.peer_log = LogStream(self.peer).start()
 
@@ -340,7 +367,7 @@ class Pod:
         try:
             if role not in self._shells and not self._exec_only:
                 try:
-                    self._shells[role] = ShellSession(self.engine.client, container)
+                    self._shells[role] = ShellSession(self.engine.client, container, self.engine.api_timeout_s)
                 except NoAttachedStream:
                     self._exec_only = True
             if self._exec_only:
@@ -392,7 +419,7 @@ class Pod:
                 status = container.status
                 code = container.attrs.get("State", {}).get("ExitCode")
                 parts.append(f"{role}={status}" + (f"({code})" if status == "exited" else ""))
-            except docker.errors.DockerException:
+            except (docker.errors.DockerException, OSError):
                 parts.append(f"{role}=gone")
         return " ".join(parts)
 
@@ -430,7 +457,7 @@ def _remove(container: Container) -> None:
     """Remove a container and its anonymous volumes (force); never raises."""
     try:
         container.remove(force=True, v=True)
-    except docker.errors.DockerException:
+    except (docker.errors.DockerException, OSError):
         pass
 
 
@@ -456,7 +483,7 @@ def remove_leftovers(
         try:
             container.remove(force=True, v=True)
             removed += 1
-        except docker.errors.DockerException:
+        except (docker.errors.DockerException, OSError):
             pass
     return removed
 

@@ -79,6 +79,7 @@ class Runner:
         self._facts: dict[str, ImageFacts] = {}
         self._idle: dict[_PodKey, list[CasePod]] = {}
         self._lock = threading.RLock()
+        self._closed = False
 
     @property
     def engine(self) -> Engine:
@@ -104,6 +105,7 @@ class Runner:
             How many containers were removed.
         """
         with self._lock:
+            self._closed = True  # a worker still between two cases must not make a pod now (see _acquire)
             idle = [casepod for pods in self._idle.values() for casepod in pods]
             self._idle.clear()
         for casepod in idle:
@@ -148,10 +150,15 @@ class Runner:
             for scenario, case, world in plan:
                 yield one(scenario, case, world)
             return
-        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mxharness-case") as pool:
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mxharness-case")
+        try:
             futures = [pool.submit(one, s, c, w) for s, c, w in plan]
             for future in futures:
                 yield future.result()
+        finally:
+            # After Ctrl-C (or a consumer that stops early) the queued cases must not start: cancel them, and do not
+            # wait for the running ones here — close() removes their pods, which ends them at once.
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def run_case(self, scenario: Scenario, case: Case, *, world: World | None = None) -> CaseResult:
         """Run one case, on a reset pod or a new one.
@@ -230,6 +237,8 @@ class Runner:
 
     def _acquire(self, key: _PodKey, scenario: Scenario, case: Case) -> CasePod:
         with self._lock:
+            if self._closed:
+                raise PodError(f"run {self.run_id} was closed (interrupted): no new pod")
             idle = self._idle.get(key)
             if self.reuse_pods and idle:
                 return idle.pop()
@@ -240,10 +249,11 @@ class Runner:
         return CasePod(pod)
 
     def _release(self, key: _PodKey, casepod: CasePod, reusable: bool) -> None:
-        if self.reuse_pods and reusable and casepod.pod.postfix is not None:
-            with self._lock:
+        with self._lock:
+            keep = self.reuse_pods and reusable and casepod.pod.postfix is not None and not self._closed
+            if keep:
                 self._idle.setdefault(key, []).append(casepod)
-        else:
+        if not keep:
             casepod.pod.remove()
 
     def _image_version(self, image: str) -> str | None:

@@ -103,8 +103,15 @@ def test_run_against_an_engine_that_never_answers_exits_3(silent_engine: str) ->
     assert "passed" not in done.stdout and "FAIL" not in done.stdout
 
 
-def test_the_api_bound_is_finite() -> None:
+def test_the_api_bound_is_finite_and_the_environment_can_raise_it(monkeypatch: pytest.MonkeyPatch) -> None:
     # The value the harness runs with (the tests above shorten it): every Docker call, and a script in a pod's
-    # shell (harness.engine.ShellSession), ends after at most this many seconds.
-    assert 0 < harness.engine.API_TIMEOUT_S <= 120
-    assert harness.engine.ShellSession.__init__.__defaults__ == (harness.engine.API_TIMEOUT_S,)
+    # shell (harness.engine.ShellSession, given Engine.api_timeout_s), ends after at most this many seconds.
+    monkeypatch.delenv("MXHARNESS_DOCKER_TIMEOUT", raising=False)
+    assert harness.engine._api_timeout() == harness.engine.API_TIMEOUT_S == 120
+    assert harness.engine.PING_TIMEOUT_S < harness.engine.API_TIMEOUT_S
+    monkeypatch.setenv("MXHARNESS_DOCKER_TIMEOUT", "300.5")
+    assert harness.engine._api_timeout() == 301  # whole seconds, rounded up
+    for bad in ("soon", "0", "-5", "inf", "nan"):
+        monkeypatch.setenv("MXHARNESS_DOCKER_TIMEOUT", bad)
+        with pytest.raises(EnvironmentProblem, match=r"MXHARNESS_DOCKER_TIMEOUT=.* is not a number of seconds"):
+            harness.engine._api_timeout()
