@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from harness.results import Observed
-from harness.results_json import results_document
+from harness.results_json import results_document, sorted_releases
 
 if TYPE_CHECKING:
     from harness.compare import Change, Comparison
@@ -45,7 +45,7 @@ def report_text(c: Comparison, *, style: Callable[[str, str | None, bool], str] 
 
     paint = style or (lambda text, colour, bold: text)
     lines = [f"before: {c.before.label}", f"after:  {c.after.label}"]
-    releases = sorted({r.release for r in (*c.before_results, *c.after_results) if r.release})
+    releases = sorted_releases(r.release for r in (*c.before_results, *c.after_results))
     worlds = sorted({ch.world for ch in c.changes})
     lines.append(
         f"{len(c.changes)} message(s) to {len({ch.domain for ch in c.changes})} destination(s) of "

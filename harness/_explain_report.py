@@ -22,6 +22,7 @@ from typing import Any
 from harness.explain import Explanation, disagreements, explain_case
 from harness.model import Scenario
 from harness.results import CaseResult, RecipientResult
+from harness.results_json import sorted_releases
 
 __all__ = ["DISAGREEMENT_HEADING", "disagreement_lines", "explanation_lines", "model_document"]
 
@@ -59,7 +60,7 @@ def disagreement_lines(results: Iterable[CaseResult]) -> list[str]:
     if not found:
         return []
     head = (
-        f"{DISAGREEMENT_HEADING} {', '.join(sorted(releases))} on {len(found)} recipient(s): a bug in "
+        f"{DISAGREEMENT_HEADING} {', '.join(sorted_releases(releases))} on {len(found)} recipient(s): a bug in "
         "harness/explain.py or a Postfix version difference worth knowing (docs/explain.md)"
     )
     return [head, *found]

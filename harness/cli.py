@@ -124,12 +124,13 @@ def run(
 ) -> None:
     """Run scenarios (files or folders; default: scenarios/) and print expected vs observed per recipient."""
     from harness.progress import RunProgress
+    from harness.releases import DEFAULT_RELEASE, suite_for_release
     from harness.report import make_console, print_results, print_trace
+    from harness.results_json import release_key
     from harness.runner import Runner
-    from harness.scenario import load_scenarios
 
     reports = _report_paths({"--json": json_path, "--junit": junit_path, "--html": html_path})
-    scenarios = load_scenarios(paths or ["scenarios"])  # everything is validated before any container starts
+    scenarios, _ = _load(paths)  # everything is validated before any container starts
     if config_dir is not None:
         scenarios = [_with_config_dir(s, config_dir) for s in scenarios]
     if releases:
@@ -146,7 +147,8 @@ def run(
     console = make_console()
     started = datetime.now(UTC)
     results: list[CaseResult] = []
-    progress = RunProgress(console, sum(len(cases) for _, cases in plan))
+    several = len({suite_for_release(c.postfix.release or s.postfix.release) for s, cases in plan for c in cases}) > 1
+    progress = RunProgress(console, sum(len(cases) for _, cases in plan), show_release=several)
     chosen = {(s.name, c.name) for s, cases in plan for c in cases}
     runner = Runner(
         timeout_s=timeout_s,
@@ -160,7 +162,9 @@ def run(
         selected = runner.run(
             [s for s, _ in plan],
             select=lambda s, c: (s.name, c.name) in chosen,
-            on_start=lambda s, c: progress.running(s.name, c.name),
+            on_start=lambda s, c: progress.running(
+                s.name, c.name, c.postfix.release or s.postfix.release or DEFAULT_RELEASE
+            ),
         )
         for result in selected:
             results.append(result)
@@ -170,7 +174,7 @@ def run(
     finished = datetime.now(UTC)
     if len(releases) > 1 or "all" in releases:  # side by side: each case on every release, one after the other
         order = {(s.name, c.name): i for i, (s, c) in enumerate((s, c) for s, _ in plan for c in s.cases)}
-        results.sort(key=lambda r: (order.get((r.scenario, r.case), 0), _version_key(r.release)))
+        results.sort(key=lambda r: (order.get((r.scenario, r.case), 0), release_key(r.release)))
     print_results(results, console)
     for result in results:
         if result.kept_pod:
@@ -189,6 +193,20 @@ def run(
     if any(r.config_issues for r in results):
         sys.exit(EXIT_INPUT)  # Postfix rejected a configuration: invalid input, as for a scenario error
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _load(paths: tuple[str, ...]) -> tuple[list[Scenario], int]:
+    """The scenarios under ``paths`` (default ``scenarios/``) and how many warnings the loader printed (on stderr,
+    ``file:line: WARNING: key: message``, also when an error follows); a ScenarioError exits 2 through the group."""
+    from harness.errors import ScenarioIssue
+    from harness.scenario import load_scenarios, warning_text
+
+    warnings: list[ScenarioIssue] = []
+    try:
+        return load_scenarios(paths or ["scenarios"], warnings=warnings), len(warnings)
+    finally:
+        for issue in warnings:
+            click.echo(warning_text(issue), err=True)
 
 
 def _with_config_dir(scenario: Scenario, folder: str) -> Scenario:
@@ -218,10 +236,6 @@ def _release_list(values: tuple[str, ...]) -> list[str]:
             if release not in out:
                 out.append(release)
     return out
-
-
-def _version_key(version: str | None) -> tuple[int, ...]:
-    return tuple(int(p) for p in (version or "").split(".") if p.isdigit())
 
 
 def _shard(text: str | None) -> Callable[[str], bool]:
@@ -303,12 +317,11 @@ def _write_reports(
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 def check(paths: tuple[str, ...]) -> None:
-    """Validate scenarios without Docker: every problem with file, line and key."""
-    from harness.scenario import load_scenarios
-
-    scenarios = load_scenarios(paths or ["scenarios"])
+    """Validate scenarios without Docker: every problem with file, line and key (warnings too; they do not fail)."""
+    scenarios, warned = _load(paths)
     cases = sum(len(s.cases) for s in scenarios)
-    click.echo(f"{len(scenarios)} scenario(s), {cases} case(s): ok")
+    note = f" ({warned} warning{'s' if warned != 1 else ''} above)" if warned else ""
+    click.echo(f"{len(scenarios)} scenario(s), {cases} case(s): ok{note}")
 
 
 @main.group()

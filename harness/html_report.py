@@ -7,7 +7,10 @@ spaces only: a host name, an address or a ``host[address]:port`` is never split.
 
 Layout: a summary (per scenario, one row per recipient, linking to its case), then per scenario its description
 and per case: expected vs observed of each recipient (with the fake server's view, the names of the certificate
-it presented and the Message-ID), the case's main.cf and maps (collapsed), and the case's timeline
+it presented and the Message-ID), the TLS model's account of it as the terminal shows it under a failed recipient
+(:func:`harness._explain_report.explanation_lines`: names checked, match list, why, the changes that would
+deliver it; open for a failed recipient, collapsed for a passed one), the case's main.cf and maps (collapsed), and
+the case's timeline
 (:func:`harness.trace.build_timeline`), where the steps of the story stand out and routine lines are muted.
 Every text from a scenario or a log goes through :func:`html.escape`.
 """
@@ -21,8 +24,10 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from harness._explain_report import disagreement_lines, explanation_lines
 from harness.report import expected_text, server_view
 from harness.results import CaseResult, RecipientResult
+from harness.results_json import sorted_releases
 from harness.trace import CHAIN_LABEL, LEAF_NAMES_LABEL, TraceEntry, build_timeline, split_docker_time
 
 _CSS = """
@@ -109,13 +114,17 @@ def render_html(
     notes = notes or {}
     anchors = {id(case): f"case-{i}-{_slug(case.scenario)}-{_slug(case.case)}" for i, case in enumerate(results, 1)}
     passed = sum(1 for case in results if case.passed)
-    releases = ", ".join(sorted({c.release for c in results if c.release})) or "?"
+    releases = ", ".join(sorted_releases(c.release for c in results)) or "?"
     when = f" · {generated.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if generated else ""
     head = (
         f'<h1>{_e(title)}</h1>\n<p class="meta">{len(results)} case(s): {passed} passed, '
         f"{len(results) - passed} failed · Postfix {_e(releases)}{when}</p>"
     )
     body = [head, _summary(results, anchors)]
+    if disagreement := disagreement_lines(results):  # as the terminal ends a run: the model or Postfix moved
+        heading, *recipients = disagreement
+        listed = "\n".join(line.strip() for line in recipients)
+        body.append(f'<div class="problem"><p><strong>{_t(heading)}</strong></p><pre>{_t(listed)}</pre></div>')
     scenario = None
     for case in results:
         if case.scenario != scenario:
@@ -140,7 +149,7 @@ def _summary(results: Sequence[CaseResult], anchors: Mapping[int, str]) -> str:
         groups.setdefault(case.scenario, []).append(case)
     rows = ["<tr><th>case, recipient</th><th>expected</th><th>observed</th></tr>"]
     for scenario, cases in groups.items():
-        releases = ", ".join(sorted({c.release for c in cases if c.release})) or "?"
+        releases = ", ".join(sorted_releases(c.release for c in cases)) or "?"
         passed = sum(1 for c in cases if c.passed)
         rows.append(
             f'<tr><th class="scenario" colspan="3">{_t(scenario)} <span class="meta">· Postfix {_e(releases)} · '
@@ -205,7 +214,21 @@ def _recipient(r: RecipientResult, case: CaseResult) -> str:
         out.append(
             f"<details open><summary>Postfix log of queue id {_e(o.queue_id)}</summary><pre>{_t(lines)}</pre></details>"
         )
+    out.append(_account(r, case))
     return "\n".join(out)
+
+
+def _account(r: RecipientResult, case: CaseResult) -> str:
+    """The TLS model's account of the recipient's message, as under a failed recipient in the terminal (""
+    when the scenario cannot be read again): open when the recipient failed, collapsed when it passed."""
+    lines = explanation_lines(case, r.recipient, indent="")
+    if not lines:
+        return ""
+    head = lines[0].removesuffix(":")
+    summary = f"why: {head}" if r.passed else head
+    body = "\n".join(line.removeprefix("  ") for line in lines[1:])
+    opened = "" if r.passed else " open"
+    return f'<details class="model"{opened}><summary>{_t(summary)}</summary><pre>{_t(body)}</pre></details>'
 
 
 def _configuration(case: CaseResult) -> str:

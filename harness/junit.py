@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 from harness.report import expected_text, failure_details, recipient_details, trace_text
 from harness.results import CaseResult, RecipientResult
+from harness.results_json import sorted_releases
 from harness.trace import dns_queries
 
 # Characters XML 1.0 cannot carry (control characters but tab, LF, CR; surrogates; U+FFFE/U+FFFF).
@@ -57,7 +58,7 @@ def _suite(scenario: str, cases: list[CaseResult], started: datetime | None) -> 
     suite = ET.Element("testsuite", name=_safe(scenario), file=_safe(cases[0].source_file))
     if started is not None:
         suite.set("timestamp", started.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds"))
-    releases = sorted({case.release for case in cases if case.release})
+    releases = sorted_releases(case.release for case in cases)
     if releases:
         properties = ET.SubElement(suite, "properties")
         ET.SubElement(properties, "property", name="postfix_release", value=", ".join(releases))

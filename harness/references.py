@@ -14,12 +14,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from harness._draft_config import LEVELS
+from harness._explain_maps import FILE_TYPES, table_entries, table_refs
 from harness.model import Case, CasePki, CaSpec, CertSpec, DnsNode, Pki, PostfixSpec, Scenario, ServerSpec
 from harness.overrides import merged_world, owner_key
 from harness.references_world import All, Unchecked, check_world, near
 from harness.releases import release_error, suite_for_release
 
-__all__ = ["Unchecked", "check_references", "valid_parts"]
+__all__ = ["Unchecked", "check_references", "policy_level_warnings", "valid_parts"]
 
 Path_ = tuple[str | int, ...]
 
@@ -203,6 +205,62 @@ def _undefined_maps(s: Scenario) -> Iterator[tuple[Path_, str]]:
                             f"Hint: add it under postfix.maps, e.g. `{path}: |` followed by its lines"
                         ),
                     )
+
+
+_POLICY_MAPS_IN_MASTER_CF = re.compile(r"smtp_tls_policy_maps\s*=\s*([^\s,}]+(?:\s*,\s*[^\s,}]+)*)")
+
+
+def policy_level_warnings(s: Scenario) -> Iterator[tuple[Path_, int, str]]:
+    """Entries of a policy table (a scenario's ``maps`` file that a case's ``smtp_tls_policy_maps`` names, in main.cf
+    or a master.cf ``-o``) whose security level Postfix does not know, as (key path of the map, 0-based line in its
+    text, message).
+
+    Postfix logs ``invalid security level`` for such an entry and defers mail to its destination; a scenario may
+    reproduce that on purpose, so these are warnings, not errors. The levels and the closest-match hint are the
+    ones ``mxharness draft`` uses for a reporter's policy table (:mod:`harness._draft_config`).
+    """
+    reported: set[tuple[Path_, int]] = set()
+    for i, case in enumerate(s.cases):
+        main_cf = {**(s.postfix.main_cf or {}), **(case.postfix.main_cf or {})}
+        values = [main_cf.get("smtp_tls_policy_maps", "")]
+        for text in (s.postfix.master_cf, case.postfix.master_cf):
+            values += _POLICY_MAPS_IN_MASTER_CF.findall(text or "")
+        for value in values:
+            value = re.sub(r"\$[({]?config_directory[)}]?", "/etc/postfix", value)
+            for ref in table_refs(value):
+                kind, _, path = ref.removeprefix("proxy:").partition(":")
+                if kind not in FILE_TYPES:
+                    continue  # pattern tables (regexp, pcre, cidr) and inline: are not read here
+                if case.postfix.maps and path in case.postfix.maps:
+                    loc: Path_ = ("cases", i, "postfix", "maps", path)
+                    text = case.postfix.maps[path]
+                elif s.postfix.maps and path in s.postfix.maps:
+                    loc, text = ("postfix", "maps", path), s.postfix.maps[path]
+                else:
+                    continue  # not defined: an error of its own (_undefined_maps)
+                for line, key, entry in table_entries(text):
+                    if (loc, line) in reported:
+                        continue
+                    reported.add((loc, line))
+                    word = re.split(r"[,\s]+", entry)[0] if entry else ""
+                    if not word:
+                        yield loc, line - 1, _level_message(key, "")
+                    elif word.lower() not in LEVELS:
+                        yield loc, line - 1, _level_message(key, word)
+
+
+def _level_message(key: str, level: str) -> str:
+    problem = (
+        f"policy table entry {key!r}: unknown security level {level!r}{near(level.lower(), LEVELS)}"
+        if level
+        else f"policy table entry {key!r} has no security level"
+    )
+    said = f'invalid security level "{level}"' if level else "invalid empty policy"
+    return (
+        f"{problem}. Postfix logs '{said}' for it and defers mail to {key} (4.7.5 client TLS configuration "
+        f"problem). Hint: one of {', '.join(LEVELS)}; a scenario that reproduces this on purpose can ignore this "
+        "warning"
+    )
 
 
 def _check_master_cf(loc: Path_, text: str | None) -> Iterator[tuple[Path_, str]]:

@@ -21,11 +21,13 @@ from rich.text import Text
 from harness._explain_report import disagreement_lines, explanation_lines
 from harness.model import Expect
 from harness.results import CaseResult, RecipientResult, ServerSession
+from harness.results_json import sorted_releases
 from harness.trace import LEAF_NAMES_LABEL, build_timeline, dns_queries, split_docker_time
 
 __all__ = [
     "PLAIN_WIDTH",
     "TONE_STYLES",
+    "configuration_notes",
     "expected_cell",
     "expected_text",
     "failure_details",
@@ -192,7 +194,7 @@ def results_view(results: Sequence[CaseResult], width: int) -> list[tuple[Text, 
 
 
 def _heading(name: str, cases: list[CaseResult]) -> Text:
-    releases = ", ".join(sorted({c.release for c in cases if c.release})) or "?"
+    releases = ", ".join(sorted_releases(c.release for c in cases)) or "?"
     passed = sum(1 for c in cases if c.passed)
     text = Text(name, style="bold")
     text.append(f" · Postfix {releases} · {len(cases)} case{'s' if len(cases) != 1 else ''}: ")
@@ -404,23 +406,34 @@ def print_trace(case: CaseResult, console: Console) -> None:
 
 
 def configuration_notes(results: Sequence[CaseResult]) -> str:
-    """What the harness changed in each configuration folder (``postfix.config_dir``) and Postfix's warnings: one
-    block per distinct list, naming the cases it applies to; "" when no case has either."""
-    blocks: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    """What the harness changed in each configuration folder (``postfix.config_dir``), then Postfix's warnings: each
+    distinct list once, naming every case it applies to; "" when no case has either. The changes and the warnings
+    are grouped apart, so that cases with the same changes and other warnings share one block of changes. In a run
+    on several releases a case is named once, with the releases in brackets when the list is not that of all its
+    releases."""
+    ran_on: dict[str, list[str]] = {}
     for case in results:
-        if case.config_changes or case.postfix_warnings:
-            key = (case.config_changes, case.postfix_warnings)
-            blocks.setdefault(key, []).append(f"{case.scenario}/{case.case}")
+        ran_on.setdefault(f"{case.scenario}/{case.case}", []).append(case.release or "?")
     out: list[str] = []
-    for (changes, warnings), cases in blocks.items():
-        if out:
-            out.append("")
-        if changes:
-            out.append(f"configuration folder changed for the pod ({', '.join(cases)}):")
-            out += [f"  - {line}" for line in changes]
-        if warnings:
-            out.append(f"Postfix warned ({', '.join(cases)}):")
-            out += [f"  - {line}" for line in warnings]
+    for heading, lists in (
+        ("configuration folder changed for the pod", [case.config_changes for case in results]),
+        ("Postfix warned", [case.postfix_warnings for case in results]),
+    ):
+        blocks: dict[tuple[str, ...], dict[str, list[str]]] = {}
+        for case, lines in zip(results, lists, strict=True):
+            if lines:
+                names = blocks.setdefault(lines, {})
+                names.setdefault(f"{case.scenario}/{case.case}", []).append(case.release or "?")
+        for lines, names in blocks.items():
+            labels = [
+                name
+                if sorted_releases(on) == sorted_releases(ran_on[name])
+                else f"{name} [{', '.join(sorted_releases(on))}]"
+                for name, on in names.items()
+            ]
+            out += [""] if out else []
+            out.append(f"{heading} ({', '.join(labels)}):")
+            out += [f"  - {line}" for line in lines]
     return "\n".join(out)
 
 

@@ -8,10 +8,17 @@ JUnit) can be made later from a saved run.
 
 from __future__ import annotations
 
-__all__ = ["SCHEMA_VERSION", "dumps_results", "results_document", "results_from_document"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "dumps_results",
+    "release_key",
+    "results_document",
+    "results_from_document",
+    "sorted_releases",
+]
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -29,6 +36,16 @@ SCHEMA_VERSION = 1
 _EXPECT_KEYS = (
     "status", "dsn", "reason", "relay", "tls", "received", "starttls", "sni", "protocol", "cipher", "client_cert",
 )  # fmt: skip
+
+
+def release_key(release: str | None) -> tuple[int, ...]:
+    """A Postfix release as a version, for sorting: ``3.10.13`` → (3, 10, 13), after ``3.7.11`` → (3, 7, 11)."""
+    return tuple(int(part) for part in (release or "").split(".") if part.isdigit())
+
+
+def sorted_releases(releases: Iterable[str | None]) -> list[str]:
+    """Each release once, in version order (3.5.25, 3.7.11, 3.10.13): how every report lists them."""
+    return sorted({r for r in releases if r}, key=lambda r: (release_key(r), r))
 
 
 def results_document(
@@ -51,7 +68,7 @@ def results_document(
         "mxharness_version": _own_version(),
         "started": _time(started),
         "finished": _time(finished),
-        "postfix_releases": sorted({case.release for case in results if case.release}),
+        "postfix_releases": sorted_releases(case.release for case in results),
         "passed": bool(results) and cases_passed == len(results),
         "summary": {
             "cases": len(results),

@@ -31,7 +31,7 @@ from harness.derived import template_problems
 from harness.errors import ScenarioError, ScenarioIssue
 from harness.model import Scenario
 from harness.postfix_config import config_folder_problems
-from harness.references import Unchecked, check_references, valid_parts
+from harness.references import Unchecked, check_references, policy_level_warnings, valid_parts
 
 __all__ = [
     "load_scenario",
@@ -40,6 +40,7 @@ __all__ = [
     "scenario_files",
     "scenario_from_dict",
     "scenario_issue",
+    "warning_text",
 ]
 
 Path_ = tuple[str | int, ...]
@@ -95,8 +96,13 @@ def scenario_files(paths: Iterable[str | Path]) -> list[Path]:
     return list(unique.values())
 
 
-def load_scenarios(paths: Iterable[str | Path]) -> list[Scenario]:
+def load_scenarios(paths: Iterable[str | Path], *, warnings: list[ScenarioIssue] | None = None) -> list[Scenario]:
     """Load every scenario under ``paths`` (files or folders); scenario names must be unique in the run.
+
+    Args:
+        paths: files or folders.
+        warnings: when given, what is suspicious but valid is appended to it (also when an error is raised), e.g. a
+            policy table entry with an unknown security level (:func:`warning_text` formats one).
 
     Raises:
         ScenarioError: with every issue of every file, so one call reports all mistakes.
@@ -106,7 +112,7 @@ def load_scenarios(paths: Iterable[str | Path]) -> list[Scenario]:
     seen: dict[str, str] = {}
     for path in scenario_files(paths):
         try:
-            scenario = load_scenario(path)
+            scenario = load_scenario(path, warnings=warnings)
         except ScenarioError as exc:
             issues.extend(exc.issues)
             continue
@@ -127,11 +133,12 @@ def load_scenarios(paths: Iterable[str | Path]) -> list[Scenario]:
     return scenarios
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path, *, warnings: list[ScenarioIssue] | None = None) -> Scenario:
     """Load one scenario file.
 
     Args:
         path: the YAML file.
+        warnings: as for :func:`load_scenarios`.
 
     Returns:
         The validated scenario; its ``source_file`` is ``path`` as given.
@@ -154,16 +161,25 @@ def load_scenario(path: str | Path) -> Scenario:
         ) from None
     except YAMLError as exc:
         raise ScenarioError(ScenarioIssue(name, None, "", f"malformed YAML: {exc}")) from None
-    return _validate(tree, name, first_line=1)
+    return _validate(tree, name, first_line=1, warnings=warnings)
 
 
-def scenario_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Scenario:
-    """Build a scenario from plain data (what the YAML would have parsed to), with the same checks as a file.
+def warning_text(issue: ScenarioIssue) -> str:
+    """A warning of the loader as the command line prints it: ``file:line: WARNING: key: message``."""
+    where = f"{issue.file}:{issue.line}" if issue.line else issue.file
+    return f"{where}: WARNING: {issue.key}: {issue.message}" if issue.key else f"{where}: WARNING: {issue.message}"
+
+
+def scenario_from_dict(
+    data: Mapping[str, Any], *, source: str = "<dict>", warnings: list[ScenarioIssue] | None = None
+) -> Scenario:
+    """Build a scenario from plain data (what the YAML would have parsed to), with the same checks (and
+    ``warnings``, as for :func:`load_scenarios`) as a file.
 
     Raises:
         ScenarioError: as :func:`load_scenario`, without line numbers.
     """
-    return _validate(data, source, first_line=None)
+    return _validate(data, source, first_line=None, warnings=warnings)
 
 
 class _Constructor(RoundTripConstructor):
@@ -187,7 +203,7 @@ def _yaml() -> YAML:
     return yaml
 
 
-def _validate(tree: Any, file: str, *, first_line: int | None) -> Scenario:
+def _validate(tree: Any, file: str, *, first_line: int | None, warnings: list[ScenarioIssue] | None = None) -> Scenario:
     if not isinstance(tree, Mapping):
         found = "an empty file" if tree is None else _kind(tree)
         message = f"a scenario is a mapping of keys, found {found}"
@@ -210,6 +226,9 @@ def _validate(tree: Any, file: str, *, first_line: int | None) -> Scenario:
     issues += [ScenarioIssue(file, _line_of(tree, loc), _dotted(loc), msg) for loc, msg in problems]
     for loc, line, msg in template_problems(scenario, unchecked):
         issues.append(ScenarioIssue(file, _line_in_text(tree, loc, line), _dotted(loc), msg))
+    if warnings is not None:  # suspicious but valid: a scenario may reproduce what Postfix does with it
+        for loc, line, msg in policy_level_warnings(scenario):
+            warnings.append(ScenarioIssue(file, _line_in_text(tree, loc, line), _dotted(loc), msg))
     if issues:
         raise ScenarioError(sorted(issues, key=lambda issue: (issue.file != file, issue.line or 0)))
     scenario._source_file = file

@@ -17,6 +17,7 @@ from __future__ import annotations
 __all__ = [
     "CHAIN_LABEL",
     "LEAF_NAMES_LABEL",
+    "LOOPBACK_NOTE",
     "DnsQuery",
     "TraceEntry",
     "build_timeline",
@@ -55,6 +56,11 @@ from harness.results import CaseResult
 LEAF_NAMES_LABEL = "leaf certificate names:"
 #: How the chain a server presents is introduced in the trace.
 CHAIN_LABEL = "certificate chain it presents at STARTTLS (leaf first):"
+#: Said once per case after the first connection whose client address is the server's own: every address of the
+#: world is bound on the pod's loopback, and a connection to a local address leaves from that same address.
+LOOPBACK_NOTE = (
+    "the same address: every world address is on the pod's loopback, so Postfix's source is the server's own"
+)
 #: Server host → the subjects of its certificate chain, or the names of its leaf certificate.
 _Names = Mapping[str, tuple[str, ...]]
 
@@ -74,7 +80,8 @@ class TraceEntry:
             ``mail``, ``rcpt``, ``data``, ``quit``, ``close``). Peer: ``ready``, ``error``, ``event``.
         who: who acted: ``postfix/smtp[221]``; ``fake DNS``; the SMTP server as Postfix names it,
             ``host[address]:port``; ``fake world``.
-        text: one line. For Postfix, its message verbatim (after ``service[pid]: ``).
+        text: one line. For Postfix, its message verbatim (after ``service[pid]: ``). The first connection of a case
+            that comes from the server's own address says so (:data:`LOOPBACK_NOTE`, in its parenthesis).
         details: more lines, e.g. under a connection to a server the certificate chain it presents at STARTTLS
             and the names of its leaf certificate (what Postfix matches against the next-hop or MX host name).
         tone: how to colour it: ``sent``, ``deferred``, ``bounced`` (status lines), a TLS level (``Verified``,
@@ -233,6 +240,7 @@ def _classify(event: LogEvent) -> tuple[str, str | None, str | None]:
 def _peer_entries(lines: Iterable[str], chains: _Names, names: _Names) -> list[TraceEntry]:
     entries: list[TraceEntry] = []
     last: dict[str, Mapping[str, Any]] = {}  # session → its previous SMTP event
+    loopback_noted = False
     for time, event in peer_events(lines):
         kind = event["event"]
         if kind == "dns":
@@ -240,7 +248,9 @@ def _peer_entries(lines: Iterable[str], chains: _Names, names: _Names) -> list[T
             entries.append(TraceEntry(time, "dns", "query", "fake DNS", query.summary(), tone=_dns_tone(query)))
         elif kind == "smtp":
             session = str(event.get("session", ""))
-            entries.append(_smtp_entry(time, event, chains, names, previous=last.get(session)))
+            note = not loopback_noted and event.get("stage") == "connect" and _from_the_server_s_address(event)
+            loopback_noted |= note
+            entries.append(_smtp_entry(time, event, chains, names, previous=last.get(session), note_loopback=note))
             last[session] = event
         elif kind == "ready":
             entries.append(TraceEntry(time, "peer", "ready", "fake world", _ready_text(event)))
@@ -250,6 +260,16 @@ def _peer_entries(lines: Iterable[str], chains: _Names, names: _Names) -> list[T
             text = json.dumps({k: v for k, v in event.items() if k != "t"}, sort_keys=True)
             entries.append(TraceEntry(time, "peer", "event", "fake world", text))
     return entries
+
+
+def _from_the_server_s_address(event: Mapping[str, Any]) -> bool:
+    """Whether a connection's client address (``address:port``, ``[v6]:port``) is the server's own."""
+    client, local = str(event.get("client", "")), str(event.get("local", ""))
+    return bool(client) and _address(client) == _address(local)
+
+
+def _address(address_port: str) -> str:
+    return address_port[1:].partition("]")[0] if address_port.startswith("[") else address_port.rpartition(":")[0]
 
 
 def _dns_query(time: datetime | None, event: Mapping[str, Any]) -> DnsQuery:
@@ -276,6 +296,7 @@ def _smtp_entry(
     names: _Names,
     *,
     previous: Mapping[str, Any] | None = None,
+    note_loopback: bool = False,
 ) -> TraceEntry:
     stage = str(event.get("stage", ""))
     server = str(event.get("server", ""))
@@ -285,9 +306,9 @@ def _smtp_entry(
     leaf_names: tuple[str, ...] = ()
     tone: str | None = None
     if stage == "connect":
-        text = f"connection to {who} from {event.get('client')}"
-        if isinstance(event.get("client_pid"), int):
-            text += f" (smtp[{event['client_pid']}] in Postfix's log)"
+        notes = [f"smtp[{event['client_pid']}] in Postfix's log"] if isinstance(event.get("client_pid"), int) else []
+        notes += [LOOPBACK_NOTE] if note_loopback else []
+        text = f"connection to {who} from {event.get('client')}" + (f" ({'; '.join(notes)})" if notes else "")
         chain, leaf_names = chains.get(server, ()), names.get(server, ())
         details = certificate_lines(chain, leaf_names)
     elif stage in ("ehlo", "helo"):

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from click.testing import CliRunner
@@ -106,6 +107,32 @@ def test_check_reports_the_problems_of_every_file(runner: CliRunner, files: Path
     assert result.stderr.endswith("2 problem(s) found; nothing was started.\n")
 
 
+TYPO = VALID.replace(
+    "cases:\n",
+    "postfix:\n  main.cf: {smtp_tls_policy_maps: texthash:/etc/postfix/tls_policy}\n  maps:\n"
+    "    /etc/postfix/tls_policy: |\n      acme.example sekure\ncases:\n",
+)
+
+
+def test_check_warns_of_a_policy_table_level_typo_and_still_exits_0(runner: CliRunner, files: Path) -> None:
+    (files / "typo.yaml").write_text(TYPO)
+    result = runner.invoke(main, ["check", "typo.yaml"])
+    assert result.exit_code == EXIT_OK
+    assert result.stdout == "1 scenario(s), 2 case(s): ok (1 warning above)\n"
+    assert result.stderr.startswith(
+        "typo.yaml:16: WARNING: postfix.maps[\"/etc/postfix/tls_policy\"]: policy table entry 'acme.example': "
+        "unknown security level 'sekure' (did you mean 'secure'?)"
+    )
+
+
+def test_check_prints_warnings_before_the_errors_of_the_same_run(runner: CliRunner, files: Path) -> None:
+    (files / "typo.yaml").write_text(TYPO)
+    result = runner.invoke(main, ["check", "typo.yaml", "invalid.yaml"])
+    assert result.exit_code == EXIT_INPUT
+    assert result.stderr.startswith("typo.yaml:16: WARNING: ")
+    assert "invalid.yaml:11: servers" in result.stderr
+
+
 def test_check_of_a_missing_path_exits_2(runner: CliRunner, files: Path) -> None:
     result = runner.invoke(main, ["check", "nope.yaml"])
     assert result.exit_code == 2
@@ -148,6 +175,14 @@ def test_run_validates_every_file_before_it_starts_anything(files: Path) -> None
     assert result.returncode == EXIT_INPUT
     assert "invalid.yaml:11:" in result.stderr
     assert "environment problem" not in result.stderr
+
+
+def test_run_prints_the_loader_s_warnings_before_it_starts(files: Path) -> None:
+    (files / "typo.yaml").write_text(TYPO)
+    result = mxharness("run", "typo.yaml", cwd=files)
+    assert result.returncode == EXIT_ENVIRONMENT  # the warning does not stop the run; the missing engine does
+    assert result.stderr.startswith("typo.yaml:16: WARNING: postfix.maps")
+    assert "(did you mean 'secure'?)" in result.stderr
 
 
 def test_run_with_a_pattern_that_matches_no_case_exits_2_without_an_engine(files: Path) -> None:
@@ -200,3 +235,49 @@ def test_keep_prints_the_clean_command_of_this_run(
     assert "remove it with: mxharness clean --run 0123abcd" in result.output.replace("\n", " ")
     removal = runner.invoke(main, ["clean", "--help"])  # the printed command is one `clean` takes
     assert "--run TEXT" in removal.output
+
+
+class _FakeRunner:
+    """A stand-in Runner that returns given results (no engine), as the CLI's progress and report see them."""
+
+    results: ClassVar[list[object]] = []
+
+    def __init__(self, **options: object) -> None:
+        pass
+
+    def __enter__(self) -> _FakeRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def run(self, scenarios: object, **kwargs: object) -> list[object]:
+        return list(self.results)
+
+
+@pytest.mark.parametrize("release_options", [["--release", "all"], []])
+def test_run_on_several_releases_names_the_release_in_each_progress_line_in_version_order(
+    runner: CliRunner, files: Path, monkeypatch: pytest.MonkeyPatch, release_options: list[str]
+) -> None:
+    import dataclasses
+
+    from _report_cases import fastmail_defers
+
+    import harness.runner
+
+    several = bool(release_options)
+    releases = ("3.10.13", "3.5.25", "3.7.11") if several else ("3.7.11",)
+    monkeypatch.setattr(_FakeRunner, "results", [dataclasses.replace(fastmail_defers(), release=r) for r in releases])
+    monkeypatch.setattr(harness.runner, "Runner", _FakeRunner)
+    monkeypatch.setenv("NO_COLOR", "1")
+    result = runner.invoke(main, ["run", *release_options, "-k", "*/one", "valid.yaml"])
+    lines = result.stdout.splitlines()
+    if several:
+        assert lines[:3] == [
+            "pass fastmail-secure-nexthop/secure-defers on Postfix 3.10.13 (2.6 s) [1/3]",
+            "pass fastmail-secure-nexthop/secure-defers on Postfix 3.5.25 (2.6 s) [2/3]",
+            "pass fastmail-secure-nexthop/secure-defers on Postfix 3.7.11 (2.6 s) [3/3]",
+        ]
+        assert "fastmail-secure-nexthop · Postfix 3.5.25, 3.7.11, 3.10.13 · 3 cases" in result.stdout
+    else:
+        assert lines[0] == "pass fastmail-secure-nexthop/secure-defers (2.6 s) [1/1]"

@@ -38,7 +38,9 @@ class FakeContainer:
 
 
 class FakeEngine:
-    class client:
+    api_timeout_s = 120
+
+    class client:  # stands for docker.DockerClient
         api = FakeApi()
 
 

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
+from pathlib import Path
 
 from _report_cases import config_rejected, fastmail_defers, fastmail_sent, timed_out
 from _report_world import MAIN_CF, with_world
 
+from harness._explain_report import DISAGREEMENT_HEADING
 from harness.html_report import render_html
 from harness.model import Expect
+from harness.report import trace_text
+from harness.results import CaseResult
+from harness.trace import LOOPBACK_NOTE
 
+FASTMAIL = str(Path(__file__).resolve().parents[2] / "scenarios" / "seed" / "fastmail.yaml")
 VOID = {"meta", "br", "hr", "img", "link", "input", "wbr"}
 NOTES = {"fastmail-secure-nexthop": ["fastmail.fm's MX hosts live under messagingengine.com.", "Source: a report"]}
 
@@ -122,6 +129,11 @@ def test_the_timeline_is_in_the_page_with_the_story_of_the_case() -> None:
     assert 'title="2026-11-30T11:22:40.055295+00:00"' in _page()  # the exact time on hover
 
 
+def test_the_timeline_notes_the_loopback_source_address_as_the_terminal_trace_does() -> None:
+    case = with_world(fastmail_defers())
+    assert _text(render_html([case])).count(LOOPBACK_NOTE) == trace_text(case).plain.count(LOOPBACK_NOTE) == 1
+
+
 def test_the_clients_ordinary_hang_up_is_no_error_in_the_timeline() -> None:
     text = "".join(_parsed(render_html([with_world(fastmail_defers())])).text)
     assert text.count("connection closed by the client") == 2  # after the TLS handshake of in1, after QUIT of in2
@@ -130,7 +142,7 @@ def test_the_clients_ordinary_hang_up_is_no_error_in_the_timeline() -> None:
 
 def test_the_connection_shows_the_chain_and_the_leaf_names_next_to_the_hostname_mismatch() -> None:
     page = render_html([with_world(fastmail_defers())])
-    text = _text(page)
+    text = _text(page).split("\nTimeline\n", 1)[1]  # the TLS model's account above names them too
     connect = text.index("connection to in1-smtp.messagingengine.com[66.111.4.74]:25")
     names = text.index("leaf certificate names: *.messagingengine.com messagingengine.com mail.messagingengine.com")
     mismatch = text.index("in1-smtp.messagingengine.com[66.111.4.74]:25: num=62:hostname mismatch")
@@ -214,3 +226,52 @@ def test_an_empty_run_still_makes_a_page() -> None:
     page = render_html([])
     assert "0 case(s): 0 passed, 0 failed" in page
     assert _parsed(page).errors == []
+
+
+def _absolute(case: CaseResult) -> CaseResult:
+    """``case`` with its scenario file by absolute path, so that the TLS model reads it from any directory."""
+    return replace(with_world(case), source_file=FASTMAIL)
+
+
+def test_a_failed_recipient_has_the_tls_models_account_open_as_in_the_terminal() -> None:
+    page = render_html([_absolute(fastmail_defers(Expect(status="sent")))])
+    assert page.count('<details class="model" open>') == 1
+    text = _text(page)
+    assert f"the TLS model's account (mxharness explain {FASTMAIL} -k secure-defers)" in text
+    assert "match list: nexthop, dot-nexthop, from smtp_tls_secure_cert_match" in text
+    assert "Names checked: fastmail.fm (nexthop: exactly this name), .fastmail.fm (dot-nexthop" in text
+    assert "  why:\n    The chain is trusted, and the certificate names the MX host" in text
+    assert "what would make it deliver (each change checked with the model):" in text
+    assert 'match=.messagingengine.com"' in text
+    assert _parsed(page).errors == []
+
+
+def test_a_passed_recipient_has_a_collapsed_why() -> None:
+    page = render_html([_absolute(fastmail_sent())])
+    assert page.count('<details class="model">') == 1 and '<details class="model" open' not in page
+    text = _text(page)
+    assert "why: the TLS model's account (mxharness explain" in text
+    assert "The chain is trusted and a name matches (*.messagingengine.com matches .messagingengine.com" in text
+
+
+def test_no_account_when_the_scenario_cannot_be_read_again() -> None:
+    page = render_html([replace(fastmail_defers(Expect(status="sent")), source_file="<test>")])
+    assert '<details class="model"' not in page
+
+
+def test_the_page_says_where_the_model_and_postfix_disagree() -> None:
+    sent = _absolute(fastmail_sent())
+    r = sent.recipients[0]
+    assert r.observed is not None
+    contradicted = replace(sent, recipients=(replace(r, observed=replace(r.observed, tls="Trusted")),))
+    text = _text(render_html([contradicted]))
+    assert f"{DISAGREEMENT_HEADING} 3.7.11 on 1 recipient(s)" in text
+    assert "secure-with-provider-match to=<user@fastmail.fm>: tls: model Verified, Postfix Trusted" in text
+    assert DISAGREEMENT_HEADING not in _text(render_html([sent]))
+
+
+def test_releases_are_listed_in_version_order() -> None:
+    cases = [replace(fastmail_sent(), release=r) for r in ("3.10.13", "3.5.25", "3.7.11")]
+    text = _text(render_html(cases))
+    assert "3 case(s): 3 passed, 0 failed · Postfix 3.5.25, 3.7.11, 3.10.13" in text
+    assert "fastmail-secure-nexthop · Postfix 3.5.25, 3.7.11, 3.10.13 · 3 of 3 case(s) passed" in text

@@ -110,6 +110,11 @@ def test_the_check_rejects_what_the_page_does_not_say() -> None:  # negative con
         check(document, "run", documented_schema())
 
 
+def test_postfix_releases_are_sorted_as_versions() -> None:
+    cases = [replace(fastmail_sent(), release=r) for r in ("3.10.13", "3.5.25", "3.7.11", "3.5.25")]
+    assert results_document(cases)["postfix_releases"] == ["3.5.25", "3.7.11", "3.10.13"]
+
+
 def test_the_run_carries_version_times_releases_and_counts() -> None:
     document = results_document(_all_kinds(), started=STARTED, finished=FINISHED)
     assert document["schema_version"] == SCHEMA_VERSION == 1

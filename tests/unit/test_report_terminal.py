@@ -15,6 +15,7 @@ from rich.table import Table
 from harness.model import Expect
 from harness.progress import RunProgress, live_display
 from harness.report import (
+    configuration_notes,
     expected_text,
     failure_details,
     make_console,
@@ -254,6 +255,51 @@ def test_a_scenario_run_on_two_releases_names_the_release_of_each_case() -> None
     assert "Postfix 3.9.1" in text.split("3.9.1 · 2 cases", 1)[1]
 
 
+def test_releases_are_listed_in_version_order_not_string_order() -> None:
+    cases = [replace(fastmail_sent(), release=r) for r in ("3.10.13", "3.5.25", "3.7.11")]
+    assert "· Postfix 3.5.25, 3.7.11, 3.10.13 · 3 cases" in _printed(cases, 200)
+
+
+CHANGES = (
+    "maillog_file = /dev/stdout set: the harness reads Postfix's log",
+    "smtpd_milters=inet:localhost:8891 removed",
+)
+DH = ('warning: error opening DH parameter file "/etc/postfix/dh_1024.pem": No such file or directory',)
+
+
+def test_the_same_configuration_changes_are_printed_once_even_when_the_warnings_differ() -> None:
+    # seed-configuration: two cases with the folder's changes only, two with the same changes and a warning.
+    cases = [
+        replace(fastmail_sent(), case=name, config_changes=CHANGES, postfix_warnings=warnings)
+        for name, warnings in (("as-reported", ()), ("accepted-fix", ()), ("amavis", DH), ("encrypt", DH))
+    ]
+    text = _printed(cases, 200)
+    assert text.count("configuration folder changed for the pod") == 1
+    assert text.count("smtpd_milters=inet:localhost:8891 removed") == 1
+    assert (
+        "configuration folder changed for the pod (fastmail-secure-nexthop/as-reported, fastmail-secure-nexthop/"
+        "accepted-fix, fastmail-secure-nexthop/amavis, fastmail-secure-nexthop/encrypt):\n"
+    ) in text
+    assert f"Postfix warned (fastmail-secure-nexthop/amavis, fastmail-secure-nexthop/encrypt):\n  - {DH[0]}" in text
+
+
+def test_configuration_notes_of_a_run_on_several_releases_name_each_case_once() -> None:
+    on = [replace(fastmail_sent(), release=r, config_changes=CHANGES) for r in ("3.10.13", "3.5.25", "3.7.11")]
+    on[0] = replace(on[0], config_changes=CHANGES[:1])
+    assert configuration_notes(on).splitlines() == [
+        "configuration folder changed for the pod (fastmail-secure-nexthop/secure-with-provider-match [3.10.13]):",
+        f"  - {CHANGES[0]}",
+        "",
+        "configuration folder changed for the pod (fastmail-secure-nexthop/secure-with-provider-match [3.5.25, "
+        "3.7.11]):",
+        *(f"  - {line}" for line in CHANGES),
+    ]
+    same = [replace(case, config_changes=CHANGES) for case in on]
+    assert configuration_notes(same).splitlines()[0] == (
+        "configuration folder changed for the pod (fastmail-secure-nexthop/secure-with-provider-match):"
+    )
+
+
 def test_the_table_in_a_terminal_is_coloured_and_failed_values_are_marked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
     console, out = _tty_console()
@@ -345,6 +391,18 @@ def test_progress_without_a_terminal_prints_one_numbered_line_per_case() -> None
         "pass fastmail-secure-nexthop/secure-defers (2.6 s) [1/2]\n"
         "FAIL fastmail-secure-nexthop/secure-defers (2.6 s) [2/2]\n"
         "building image mxharness-postfix:3.7-abc\n"
+    )
+
+
+def test_progress_of_a_run_on_several_releases_names_each_case_s_release() -> None:
+    console, out = _plain_console()
+    with RunProgress(console, 2, show_release=True) as progress:
+        progress.running("fastmail-secure-nexthop", "secure-defers", "3.5")
+        progress.done(replace(fastmail_defers(), release="3.5.25"))
+        progress.done(replace(fastmail_defers(FAILING), release="3.10.13"))
+    assert out.getvalue() == (
+        "pass fastmail-secure-nexthop/secure-defers on Postfix 3.5.25 (2.6 s) [1/2]\n"
+        "FAIL fastmail-secure-nexthop/secure-defers on Postfix 3.10.13 (2.6 s) [2/2]\n"
     )
 
 

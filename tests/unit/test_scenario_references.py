@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from harness.errors import ScenarioError
-from harness.scenario import load_scenario, scenario_from_dict
+from harness.errors import ScenarioError, ScenarioIssue
+from harness.scenario import load_scenario, scenario_from_dict, warning_text
 
 BASE = """\
 name: base
@@ -119,6 +119,48 @@ def test_a_map_named_in_a_master_cf_option_is_checked_too(tmp_path: Path) -> Non
     )
 
 
+def warned(tmp_path: Path, text: str) -> list[str]:
+    """The loader's warnings about a scenario that loads, as the command line prints them."""
+    path = tmp_path / "s.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    warnings: list[ScenarioIssue] = []
+    load_scenario(path, warnings=warnings)
+    return [warning_text(w).replace(f"{path}:", "s.yaml:") for w in warnings]
+
+
+def test_a_policy_table_level_typo_is_a_warning_with_line_key_and_the_closest_level(tmp_path: Path) -> None:
+    text = BASE.replace(
+        '    /etc/postfix/tls_policy: "example.com secure\\n"\n',
+        "    /etc/postfix/tls_policy: |\n      # partners\n      example.com secure\n      acme.example sekure\n",
+    )
+    [warning] = warned(tmp_path, text)
+    assert warning.startswith(
+        "s.yaml:21: WARNING: postfix.maps[\"/etc/postfix/tls_policy\"]: policy table entry 'acme.example': unknown "
+        "security level 'sekure' (did you mean 'secure'?). Postfix logs 'invalid security level \"sekure\"'"
+    )
+    assert load_scenario(tmp_path / "s.yaml").name == "base"  # not an error: a scenario may mean it
+
+
+def test_a_level_typo_in_a_case_s_own_table_named_by_a_master_cf_option_is_warned_at_the_case(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "    smtp_tls_policy_maps: hash:/etc/postfix/tls_policy\n", "    smtp_tls_security_level: may\n"
+    )
+    text = text.replace(
+        "  maps:\n",
+        "  master.cf: |\n    out unix - - n - - smtp\n      -o smtp_tls_policy_maps=texthash:/etc/postfix/p\n  maps:\n",
+    ).replace(
+        "  - name: one\n", '  - name: one\n    postfix:\n      maps: {/etc/postfix/p: "example.com Verify\\n.com"}\n'
+    )
+    assert [w.split(". Postfix")[0] for w in warned(tmp_path, text)] == [
+        "s.yaml:25: WARNING: cases[0].postfix.maps[\"/etc/postfix/p\"]: policy table entry '.com' has no security level"
+    ]  # a level is case-insensitive to Postfix: Verify is fine
+
+
+def test_a_table_no_case_uses_as_its_policy_table_is_not_read_for_levels(tmp_path: Path) -> None:
+    text = BASE.replace("smtp_tls_policy_maps: hash:", "transport_maps: hash:")
+    assert warned(tmp_path, text.replace("example.com secure", "example.com smtp:[relay]")) == []
+
+
 # --- property: mutated scenarios never raise anything but ScenarioError -------------------------------------
 
 BASE_DATA: dict[str, Any] = YAML(typ="safe").load(BASE)
@@ -194,6 +236,6 @@ values = st.recursive(
 def test_any_mutation_raises_nothing_but_scenario_error(data: st.DataObject) -> None:
     scenario = mutate(data, BASE_DATA, values)
     try:
-        scenario_from_dict(scenario)  # type: ignore[arg-type]
+        scenario_from_dict(scenario, warnings=[])  # type: ignore[arg-type]  (the warnings' checks run too)
     except ScenarioError:
         pass

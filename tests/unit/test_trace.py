@@ -10,7 +10,14 @@ from _report_cases import fastmail_defers, fastmail_sent
 from _report_world import MESSAGINGENGINE_NAMES, with_world
 
 from harness.results import CaseResult
-from harness.trace import TraceEntry, build_timeline, certificate_lines, dns_queries, split_docker_time
+from harness.trace import (
+    LOOPBACK_NOTE,
+    TraceEntry,
+    build_timeline,
+    certificate_lines,
+    dns_queries,
+    split_docker_time,
+)
 
 
 def _index(timeline: tuple[TraceEntry, ...], text: str, *, source: str | None = None) -> int:
@@ -49,6 +56,32 @@ def test_the_timeline_tells_the_secure_defers_story_in_order() -> None:
         _index(timeline, "status=deferred (Server certificate not verified)"),
     ]
     assert steps == sorted(steps)
+
+
+def test_the_first_connection_from_the_server_s_own_address_says_why_once_per_case() -> None:
+    connects = [e.text for e in build_timeline(fastmail_defers()) if e.kind == "connect"]
+    assert connects == [
+        "connection to in1-smtp.messagingengine.com[66.111.4.74]:25 from 66.111.4.74:53084 (the same address: every "
+        "world address is on the pod's loopback, so Postfix's source is the server's own)",
+        "connection to in2-smtp.messagingengine.com[192.0.2.10]:25 from 192.0.2.10:40628",  # said once is enough
+    ]
+    assert next(e.text for e in build_timeline(fastmail_sent()) if e.kind == "connect").endswith(f"({LOOPBACK_NOTE})")
+
+
+def test_the_loopback_note_shares_the_parenthesis_of_the_smtp_process() -> None:
+    connect = {"event": "smtp", "stage": "connect", "t": 0.5, "server": "mx.example", "local": "192.0.2.5:25",
+               "client": "192.0.2.5:41000", "client_pid": 246}  # fmt: skip
+    [entry] = build_timeline(_empty_case(peer_events=(_peer_line(connect),)))
+    assert entry.text == (
+        f"connection to mx.example[192.0.2.5]:25 from 192.0.2.5:41000 (smtp[246] in Postfix's log; {LOOPBACK_NOTE})"
+    )
+
+
+def test_a_connection_from_another_address_has_no_note() -> None:
+    connect = {"event": "smtp", "stage": "connect", "t": 0.5, "server": "mx.example", "local": "192.0.2.5:25",
+               "client": "192.0.2.50:41000"}  # fmt: skip
+    [entry] = build_timeline(_empty_case(peer_events=(_peer_line(connect),)))
+    assert entry.text == "connection to mx.example[192.0.2.5]:25 from 192.0.2.50:41000"
 
 
 def test_a_dns_entry_has_qname_qtype_rcode_ad_bit_and_answers() -> None:
@@ -136,7 +169,7 @@ def test_an_sni_sent_by_postfix_is_shown_and_a_server_without_a_known_chain_has_
                "client": "[2001:db8::5]:41000"}  # fmt: skip
     entries = build_timeline(_empty_case(peer_events=(_peer_line(connect), _peer_line(event))))
     assert [e.text for e in entries] == [
-        "connection to mx.example[2001:db8::5]:25 from [2001:db8::5]:41000",
+        f"connection to mx.example[2001:db8::5]:25 from [2001:db8::5]:41000 ({LOOPBACK_NOTE})",
         "TLS handshake done: TLSv1.2, ECDHE-RSA-AES256-GCM-SHA384, SNI mx.example",
     ]
     assert entries[1].who == "mx.example[2001:db8::5]:25"  # IPv6 in Postfix's host[address]:port form
