@@ -60,6 +60,8 @@ QUIET_S = 0.1
 #: Seconds without a new peer event, once every session the fake servers saw has closed: for the lines already
 #: written by the peer but still on their way through Docker's log stream.
 SETTLE_S = 0.02
+#: The line the first script of a case prints once master(8) runs.
+_STARTED = "mxharness-master-started"
 #: Seconds to wait for the ``fatal:`` lines of a service that did not start in the preflight.
 FATAL_GRACE_S = 2.0
 
@@ -194,7 +196,6 @@ class CasePod:
             raise PodError(f"configuring the Postfix container failed (exit {code}): {output.strip()}")
         if check:
             self.validated.add(digest)
-        self._wait_postfix_started()
         self.cases_run += 1
         return main_cf
 
@@ -208,21 +209,20 @@ class CasePod:
         fresh: bool,
         check: bool,
     ) -> tuple[int, str]:
-        """One script in the Postfix container: reset (a reused pod), move the staged files into place, install
-        (resolver, trust store, postmap, Postfix's check of names), and — unless a name the scenario set is unknown
-        — let Postfix start once the world serves (exit 4 if it is not running within the startup limit), check
-        the values of a configuration not seen before (exit 3 if a service does not start) and hand the
-        ``senders`` to ``sendmail``. Returns the exit code and the output."""
+        """Two scripts in the Postfix container. The first resets (a reused pod), moves the staged files into
+        place, installs (resolver, trust store, postmap, Postfix's check of names) and — unless a name the scenario
+        set is unknown — lets Postfix start once the world serves (exit 4 if it is not running within the startup
+        limit). Once master(8) has logged ``daemon started`` (its sockets, postlog's and tlsmgr's among them, exist
+        then: a stand-alone smtp(8) started earlier could not log its ``fatal:`` line), the second checks the
+        values of a configuration not seen before (exit 3 if a service does not start) and hands the ``senders``
+        to ``sendmail``. Returns the exit code and the output of both."""
         generation = self.worlds_served  # the world being swapped in (the peer counts from 0)
         # -N never: no DSN notification to the sender (it would be a second queue entry for example.test).
         sendmail = [
             f"sendmail -N never -f {shlex.quote(m.from_)} -- {shlex.quote(m.to)} < /run/mxharness/mail/{i}.eml"
             for i, m in senders
         ]
-        values = [preflight_script(smtp_services(master_cf)), 'if [ -n "$failed" ]; then exit 3; fi'] if check else []
-        # Postfix first (it starts once the world serves), then the value check (a stand-alone smtp(8) waits
-        # for tlsmgr, which only a running master provides), then the mail.
-        go = "\n".join([start_postfix(generation), _wait_for_master(STARTUP_TIMEOUT_S), *values, *sendmail])
+        go = "\n".join([start_postfix(generation), _wait_for_master(STARTUP_TIMEOUT_S), f"echo {_STARTED}"])
         script = [
             "" if fresh else reset_script(self.previous_maps, self.previous_paths),
             f"cp -a {STAGE}/. / && rm -rf {STAGE}",
@@ -235,7 +235,14 @@ class CasePod:
         self.previous_maps = tuple(settings.maps)
         code, output = self.pod.run_postfix("\n".join(script), staged)
         self.previous_paths = read_paths_line(output)
-        return code, output
+        if code != 0 or _STARTED not in output.splitlines() or self.previous_paths is None:
+            return code, output
+        self._wait_postfix_started()
+        # The value check (a stand-alone smtp(8) needs tlsmgr, which only a running master provides), then the mail.
+        values = [preflight_script(smtp_services(master_cf)), 'if [ -n "$failed" ]; then exit 3; fi'] if check else []
+        then = [f"dir={shlex.quote(self.previous_paths[2])}", *values, *sendmail]
+        code, more = self.pod.run_postfix("\n".join(then))
+        return code, output + more
 
     def _wait_world_ready(self) -> None:
         pod = self.pod
