@@ -152,16 +152,23 @@ def mxharness_run(mxharness_runner: Any) -> Callable[..., list[CaseResult]]:
     return run
 
 
+class ScenarioWarning(UserWarning):
+    """What ``mxharness check`` prints as a WARNING about a scenario file, in pytest's warnings summary."""
+
+
 class ScenarioFile(pytest.File):
     """A scenario YAML file: one item per case. A file that does not load is one collection error."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from harness.scenario import load_scenario
+        from harness.scenario import load_scenario, warning_text
 
+        warnings: list[Any] = []
         try:
-            scenario = load_scenario(self.path)
+            scenario = load_scenario(self.path, warnings=warnings)
         except ScenarioError as exc:
             raise self.CollectError(str(exc)) from None
+        for warning in warnings:  # suspicious but valid (e.g. a policy table level Postfix does not know)
+            self.warn(ScenarioWarning(warning_text(warning)))
         self._world: Any = None
         # With releases: each case on every release, one after the other (side by side in the report).
         copies = {release: scenario.on_release(release) for release in _releases(self.config)}

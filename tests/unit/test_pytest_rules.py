@@ -72,3 +72,17 @@ def pytest_collection_modifyitems(items):
         ("facebook.yaml", line, "Skipped: not today") for line in expected
     ]
     assert [r.location[1] for r in skipped] == [line - 1 for line in expected]
+
+
+def test_a_scenario_warning_shows_in_pytests_warnings_summary(pytester: pytest.Pytester) -> None:
+    # The warning `mxharness check` prints (a policy table level Postfix does not know) reaches a pytest user too.
+    text = (ROOT / "scenarios/seed/facebook.yaml").read_text()
+    assert "facebook.com secure ciphers=high" in text
+    pytester.makefile(".yaml", typo_policy=text.replace("facebook.com secure ciphers=high", "facebook.com sekure"))
+    # -W default: this project's own pytest settings turn warnings into errors, and pytester runs in this process.
+    result = pytester.runpytest("--collect-only", "-p", "no:cacheprovider", "-W", "default")
+    result.stdout.fnmatch_lines(
+        ["*ScenarioWarning: */typo_policy.yaml:*: WARNING: *unknown security level 'sekure' (did you mean 'secure'?)*"]
+    )
+    clean = pytester.makefile(".yaml", clean_policy=text)
+    assert "ScenarioWarning" not in pytester.runpytest("--collect-only", "-W", "default", str(clean)).stdout.str()
