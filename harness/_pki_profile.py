@@ -16,8 +16,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from harness._pki_keys import take_key
-
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 """The private key types the factory makes."""
 
@@ -56,8 +54,7 @@ KEY_USAGE_FLAGS = tuple(
 
 
 def generate_key(key: str) -> PrivateKey:
-    """A private key of type ``key`` (one of :data:`KEY_TYPES`) not used before in this process: RSA keys come
-    from the package's pool while it lasts (:mod:`harness._pki_keys`), the others are generated.
+    """A new private key of type ``key`` (one of :data:`KEY_TYPES`).
 
     Raises:
         ValueError: an unknown key type, with the closest known one.
@@ -68,7 +65,7 @@ def generate_key(key: str) -> PrivateKey:
         raise ValueError(
             f"unknown key type {key!r}. Hint: use one of {', '.join(KEY_TYPES)}" + _did_you_mean(key) + "."
         ) from None
-    return take_key(key, factory)
+    return factory()
 
 
 def key_pem(private_key: PrivateKey) -> bytes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
 from harness.casepod import CasePod, ImageFacts
@@ -134,31 +134,36 @@ class Runner:
         """Run every case of every scenario (or those ``select`` keeps), yielding the results in scenario and
         case order; with ``jobs > 1`` several cases run at once. ``on_start`` is called as a case starts (from
         a worker thread when ``jobs > 1``)."""
-        plan: list[tuple[Scenario, Case, World]] = []
+        # The worlds are built in the background, two at a time, while cases run: the RSA keys of a world take
+        # about 0.1 s each to generate (the key generation releases the GIL), and a case waits only for its own.
+        builder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mxharness-world")
+        plan: list[tuple[Scenario, Case, Future[World]]] = []
         for scenario in scenarios:
             cases = [c for c in scenario.cases if select is None or select(scenario, c)]
             if cases:
-                world = build_world(scenario)
+                world = builder.submit(build_world, scenario)
                 plan.extend((scenario, case, world) for case in cases)
 
-        def one(scenario: Scenario, case: Case, world: World) -> CaseResult:
+        def one(scenario: Scenario, case: Case, world: Future[World]) -> CaseResult:
             if on_start is not None:
                 on_start(scenario, case)
-            return self.run_case(scenario, case, world=world)
+            return self.run_case(scenario, case, world=world.result())
 
-        if self.jobs == 1:
-            for scenario, case, world in plan:
-                yield one(scenario, case, world)
-            return
-        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mxharness-case")
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mxharness-case") if self.jobs > 1 else None
         try:
+            if pool is None:
+                for scenario, case, world in plan:
+                    yield one(scenario, case, world)
+                return
             futures = [pool.submit(one, s, c, w) for s, c, w in plan]
             for future in futures:
                 yield future.result()
         finally:
             # After Ctrl-C (or a consumer that stops early) the queued cases must not start: cancel them, and do not
             # wait for the running ones here — close() removes their pods, which ends them at once.
-            pool.shutdown(wait=False, cancel_futures=True)
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            builder.shutdown(wait=False, cancel_futures=True)
 
     def run_case(self, scenario: Scenario, case: Case, *, world: World | None = None) -> CaseResult:
         """Run one case, on a reset pod or a new one.
