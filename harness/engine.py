@@ -213,7 +213,7 @@ class ShellSession:
         if files:
             encoded = base64.encodebytes(_tar(files)).decode()
             unpack = f"base64 -d <<'MXH_FILES_{token}' | tar -x -C /\n{encoded}MXH_FILES_{token}\n"
-        text = f"(\n{unpack}{script}\n) </dev/null 2>&1\nprintf '\\n@@{token} %s\\n' $?\n"
+        text = f"{_subshell(unpack + script)}\nprintf '\\n@@{token} %s\\n' $?\n"
         marker = f"\n@@{token} ".encode()
         with self._lock:
             self._socket.sendall(text.encode())
@@ -444,11 +444,17 @@ class Pod:
         self.peer = self.postfix = None
 
 
+def _subshell(script: str) -> str:
+    """``script`` as every pod script runs: in a subshell (its variables and ``exit`` stay there), stdin from
+    /dev/null (it cannot read what follows it on the shell's input), stderr with stdout."""
+    return f"(\n{script}\n) </dev/null 2>&1"
+
+
 def _exec_once(container: Container, script: str, files: Mapping[str, bytes] | None) -> tuple[int, str]:
     """What :meth:`ShellSession.run` does, with an archive copy and a ``docker exec`` of its own."""
     if files:
         container.put_archive("/", _tar(files))
-    code, output = container.exec_run(["sh", "-c", f"(\n{script}\n) </dev/null 2>&1"])
+    code, output = container.exec_run(["sh", "-c", _subshell(script)])
     text = output.decode("utf-8", "replace") if isinstance(output, bytes) else ""
     return (-1 if code is None else code), text
 
