@@ -12,6 +12,10 @@ built (:mod:`harness.runner`):
   fingerprint).
 * ``{{ tlsa NAME USAGE SELECTOR MTYPE }}``: the certificate association data of a TLSA record (RFC 6698 §2.1),
   lower-case hex only; SELECTOR 0 or 1, MTYPE 0, 1 or 2.
+* ``{{ chain_file NAME }}``: the certificate's private key followed by its chain (leaf first, up to the root), in
+  PEM, several lines: the one-file form ``smtp_tls_chain_files`` takes (Postfix ≥ 3.4), e.g. for a client
+  certificate Postfix presents. NAME must be a ``pki.certs`` NAME. The key is made at every run, like all the
+  world's keys, so none is written in a scenario.
 
 NAME is a ``pki.certs`` or ``pki.cas`` NAME of the case's world. :func:`template_problems` finds unknown names and
 functions when the scenario loads.
@@ -30,13 +34,13 @@ from harness.references_world import Unchecked, near
 
 __all__ = ["DIGESTS", "FUNCTIONS", "Derived", "parse", "substitute", "substitute_settings", "template_problems"]
 
-FUNCTIONS = ("fingerprint", "pubkey_fingerprint", "tlsa")
+FUNCTIONS = ("fingerprint", "pubkey_fingerprint", "tlsa", "chain_file")
 #: Digest names Postfix's ``smtp_tls_fingerprint_digest`` accepts (OpenSSL digest names).
 DIGESTS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 _TEMPLATE = re.compile(r"\{\{([^{}\n]*)\}\}")  # on one line, nothing braced inside
 _USAGE = (
-    "Hint: write {{ fingerprint NAME [DIGEST] }}, {{ pubkey_fingerprint NAME [DIGEST] }} or "
-    "{{ tlsa NAME USAGE SELECTOR MTYPE }}"
+    "Hint: write {{ fingerprint NAME [DIGEST] }}, {{ pubkey_fingerprint NAME [DIGEST] }}, "
+    "{{ tlsa NAME USAGE SELECTOR MTYPE }} or {{ chain_file NAME }}"
 )
 
 Path_ = tuple[str | int, ...]
@@ -57,6 +61,9 @@ class Derived:
         Raises:
             UnknownNameError: ``pki`` holds neither a certificate nor a CA of that name.
         """
+        if self.function == "chain_file":
+            issued = pki.cert(self.name)  # a leaf's key and chain, never a CA's
+            return (issued.key_pem + issued.chain_pem).decode().rstrip("\n")
         try:
             cert = pki.cert(self.name).certificate
         except UnknownNameError:
@@ -84,6 +91,10 @@ def parse(inner: str) -> Derived:
     function, args = words[0], words[1:]
     if function not in FUNCTIONS:
         raise ValueError(f"unknown function {function!r} in {shown}{near(function, FUNCTIONS)}. {_USAGE}")
+    if function == "chain_file":
+        if len(args) != 1:
+            raise ValueError(f"{shown} needs one certificate NAME. Hint: write {{{{ chain_file client }}}}")
+        return Derived(function, args[0])
     if function == "tlsa":
         numbers = [int(a) if a.isdigit() else -1 for a in args[1:]]
         if len(args) != 4 or not (0 <= numbers[0] <= 255 and numbers[1] in (0, 1) and numbers[2] in (0, 1, 2)):
@@ -166,6 +177,11 @@ def _unknown(found: Derived, certs: list[str], cas: list[str], unchecked: Unchec
     known: list[Container[str]] = [certs, cas, unchecked.certs, unchecked.cas]
     if name in certs and name in cas:
         return f"{name!r} names both a certificate and a CA, so it is ambiguous here. Hint: rename one of them"
+    if found.function == "chain_file":
+        if name in certs or name in unchecked.certs:
+            return None
+        hint = "Hint: {{ chain_file NAME }} takes a pki.certs NAME"
+        return f"no certificate named {name!r} in pki.certs{near(name, certs)}. {hint}"
     if any(name in names for names in known):
         return None
     return (

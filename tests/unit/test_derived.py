@@ -80,6 +80,20 @@ def test_a_ca_name_works_too(pki: Pki) -> None:
     assert substitute("{{ fingerprint root }}", pki) == expected
 
 
+def test_chain_file_is_the_key_then_the_chain_as_smtp_tls_chain_files_takes_it(pki: Pki) -> None:
+    text = substitute("{{ chain_file mx }}\n", pki)
+    mx = pki.cert("mx")
+    assert text == (mx.key_pem + mx.chain_pem).decode()
+    assert text.index("-----BEGIN PRIVATE KEY-----") < text.index("-----BEGIN CERTIFICATE-----")
+    key = serialization.load_pem_private_key(text.encode(), password=None)
+    leaf = x509.load_pem_x509_certificates(text.encode())[0]
+    assert key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) == spki(leaf)
+    with pytest.raises(UnknownNameError):
+        substitute("{{ chain_file root }}", pki)  # a CA's key is not a client certificate
+
+
 def test_text_around_placeholders_is_kept(pki: Pki) -> None:
     text = "example.com fingerprint match={{ fingerprint mx }}|{{ fingerprint mx sha1 }}\nother.com may\n"
     out = substitute(text, pki)
@@ -120,6 +134,8 @@ def test_an_unknown_name_at_run_time_is_an_unknown_name_error(pki: Pki) -> None:
         ("tlsa mx 3 1", "{{ tlsa mx 3 1 }} needs a NAME, a USAGE 0-255, a SELECTOR 0 or 1 and an MTYPE 0, 1 or 2"),
         ("tlsa mx 3 2 1", "a SELECTOR 0 or 1"),
         ("tlsa mx 256 1 1", "a USAGE 0-255"),
+        ("chain_file", "{{ chain_file }} needs one certificate NAME"),
+        ("chain_file mx root", "{{ chain_file mx root }} needs one certificate NAME"),
     ],
 )
 def test_malformed_placeholders_say_what_is_wrong(inner: str, message: str) -> None:
@@ -186,6 +202,13 @@ def test_an_unknown_name_in_main_cf_is_reported_at_its_key(tmp_path: Path) -> No
         "s.yaml:14: postfix[\"main.cf\"].smtp_tls_fingerprint_cert_match: no certificate or CA named 'mxx' in pki "
         "(did you mean 'mx'?). Hint: {{ fingerprint NAME }} takes a pki.certs or pki.cas NAME"
     ]
+
+
+def test_chain_file_of_a_ca_name_is_reported_at_its_key(tmp_path: Path) -> None:
+    text = SCENARIO.replace('match: "{{ fingerprint mx }}"', 'match: "{{ chain_file root }}"')
+    [problem] = problems(tmp_path, text)
+    assert problem.startswith('s.yaml:14: postfix["main.cf"].smtp_tls_fingerprint_cert_match: no certificate named ')
+    assert problem.endswith("Hint: {{ chain_file NAME }} takes a pki.certs NAME")
 
 
 def test_a_mistake_in_a_map_block_is_reported_at_its_own_line(tmp_path: Path) -> None:
