@@ -34,6 +34,7 @@ from harness.postfix import (
     PostfixSettings,
     indexed_maps,
     install_script,
+    master_sockets,
     merge_master_cf,
     preflight_script,
     read_paths_line,
@@ -43,7 +44,7 @@ from harness.postfix import (
     start_postfix,
     unused_parameters,
 )
-from harness.world import World
+from harness.world import EMPTY_WORLD_FILES, World
 
 __all__ = ["CasePod", "ImageFacts"]
 
@@ -57,9 +58,6 @@ DATA_GRACE_S = 2.0
 #: Seconds without a new peer event after which the fake servers are taken to have reported everything, while a
 #: session is still open (Postfix's connection cache keeps one open after its last delivery).
 QUIET_S = 0.1
-#: Seconds without a new peer event, once every session the fake servers saw has closed: for the lines already
-#: written by the peer but still on their way through Docker's log stream.
-SETTLE_S = 0.02
 #: The line the first script of a case prints once master(8) runs.
 _STARTED = "mxharness-master-started"
 #: Seconds to wait for the ``fatal:`` lines of a service that did not start in the preflight.
@@ -92,6 +90,7 @@ class CasePod:
         pod: the containers (not yet started for a new CasePod).
         cases_run: how many cases this pod has served (0: its containers are not started yet).
         worlds_served: how many worlds the peer has been given (its ``ready`` events count them from 0).
+        marks_sent: how many marks the peer has been sent (its ``mark`` events count them from 0).
         postfix_start, peer_start: where the current case's lines begin in the two log streams.
         previous_maps: map paths the last case wrote (the reset removes those outside /etc/postfix).
         previous_paths: the last case's CAfile, CApath, daemon and queue directories (the reset need not ask
@@ -104,6 +103,7 @@ class CasePod:
     pod: Pod
     cases_run: int = 0
     worlds_served: int = 0
+    marks_sent: int = 0
     postfix_start: int = 0
     peer_start: int = 0
     previous_maps: tuple[str, ...] = ()
@@ -111,6 +111,30 @@ class CasePod:
     validated: set[str] = field(default_factory=set)
     config_warnings: dict[str, tuple[str, ...]] = field(default_factory=dict)
     current_warnings: tuple[str, ...] = ()
+
+    def warm(self, facts_for: Callable[[Pod], ImageFacts]) -> None:
+        """Start the pod ahead of its first case, while that case's world is still being built: both containers,
+        the peer serving an empty world (:data:`~harness.world.EMPTY_WORLD_FILES`), the image's facts read. The
+        first case then resets the pod and swaps its world in, as for every later case: a pod made this way is
+        in the state of a fresh one when its case starts.
+
+        Raises:
+            PodError: a container did not start, or the peer did not come up.
+        """
+        pod = self.pod
+        pod.create_postfix()
+        created = _Background(pod.create_peer, EMPTY_WORLD_FILES)  # while the Postfix container starts
+        try:
+            pod.start_postfix()
+        finally:
+            created.join()
+        peer = _Background(pod.start_peer)  # side by side with the facts' script
+        try:
+            facts_for(pod)
+        finally:
+            peer.join()
+        self.worlds_served = 1
+        self._wait_world_ready()
 
     def prepare(
         self,
@@ -192,6 +216,9 @@ class CasePod:
                 "peer's events and Postfix's last lines tell whether the world or Postfix did not come up",
                 tail,
             )
+        if code == 5:
+            lines = pod.postfix_log.snapshot()[-20:]
+            raise PodError(f"Postfix's master(8) exited right after its start ({pod.state()})", lines)
         if code != 0:
             raise PodError(f"configuring the Postfix container failed (exit {code}): {output.strip()}")
         if check:
@@ -209,20 +236,33 @@ class CasePod:
         fresh: bool,
         check: bool,
     ) -> tuple[int, str]:
-        """Two scripts in the Postfix container. The first resets (a reused pod), moves the staged files into
-        place, installs (resolver, trust store, postmap, Postfix's check of names) and — unless a name the scenario
-        set is unknown — lets Postfix start once the world serves (exit 4 if it is not running within the startup
-        limit). Once master(8) has logged ``daemon started`` (its sockets, postlog's and tlsmgr's among them, exist
-        then: a stand-alone smtp(8) started earlier could not log its ``fatal:`` line), the second checks the
-        values of a configuration not seen before (exit 3 if a service does not start) and hands the ``senders``
-        to ``sendmail``. Returns the exit code and the output of both."""
+        """One script in the Postfix container: it resets (a reused pod), moves the staged files into place,
+        installs (resolver, trust store, postmap, Postfix's check of names) and — unless a name the scenario set
+        is unknown — lets Postfix start once the world serves (exit 4 if master(8) is not running within the
+        startup limit, 5 if it exited). Once master has created the sockets of postlogd and tlsmgr (it logs
+        ``daemon started`` right after creating all its sockets; a stand-alone smtp(8) started earlier could not
+        log its ``fatal:`` line), the script checks the values of a configuration not seen before (exit 3 if a
+        service does not start) and hands the ``senders`` to ``sendmail``. Returns the exit code and the
+        output."""
         generation = self.worlds_served  # the world being swapped in (the peer counts from 0)
         # -N never: no DSN notification to the sender (it would be a second queue entry for example.test).
         sendmail = [
             f"sendmail -N never -f {shlex.quote(m.from_)} -- {shlex.quote(m.to)} < /run/mxharness/mail/{i}.eml"
             for i, m in senders
         ]
-        go = "\n".join([start_postfix(generation), _wait_for_master(STARTUP_TIMEOUT_S), f"echo {_STARTED}"])
+        sockets = master_sockets(master_cf, ("tlsmgr", "postlog"))
+        # The value check: a stand-alone smtp(8) needs tlsmgr, which only a running master provides.
+        values = [preflight_script(smtp_services(master_cf)), 'if [ -n "$failed" ]; then exit 3; fi'] if check else []
+        go = "\n".join(
+            [
+                f'(cd "$q" && rm -f {" ".join(shlex.quote(s) for s in sockets)})',
+                start_postfix(generation),
+                _wait_for_master(sockets, STARTUP_TIMEOUT_S),
+                f"echo {_STARTED}",
+                *values,
+                *sendmail,
+            ]
+        )
         script = [
             "" if fresh else reset_script(self.previous_maps, self.previous_paths),
             f"cp -a {STAGE}/. / && rm -rf {STAGE}",
@@ -235,14 +275,11 @@ class CasePod:
         self.previous_maps = tuple(settings.maps)
         code, output = self.pod.run_postfix("\n".join(script), staged)
         self.previous_paths = read_paths_line(output)
-        if code != 0 or _STARTED not in output.splitlines() or self.previous_paths is None:
-            return code, output
-        self._wait_postfix_started()
-        # The value check (a stand-alone smtp(8) needs tlsmgr, which only a running master provides), then the mail.
-        values = [preflight_script(smtp_services(master_cf)), 'if [ -n "$failed" ]; then exit 3; fi'] if check else []
-        then = [f"dir={shlex.quote(self.previous_paths[2])}", *values, *sendmail]
-        code, more = self.pod.run_postfix("\n".join(then))
-        return code, output + more
+        if code == 5 or (code == 0 and _STARTED in output):
+            # Postfix's own word on its start: "daemon started" (long since logged: the check and sendmail came
+            # after it), or the fatal line of a master that exited.
+            self._wait_postfix_started()
+        return code, output
 
     def _wait_world_ready(self) -> None:
         pod = self.pod
@@ -359,8 +396,10 @@ class CasePod:
             pod.peer_log.wait_for(
                 lambda ls: all(any(m in x for x in ls[self.peer_start :]) for m in sent), DATA_GRACE_S
             )
-        # The server's other events of the attempts (STARTTLS, the handshake, SNI) likewise: until every session
-        # the fake servers saw has closed (its summary is its last event), or else until it is quiet.
+        # The server's other events of the attempts (STARTTLS, the handshake, SNI) likewise: every event the peer
+        # wrote so far (a mark is a barrier), and then until every session it saw has closed (a summary is a
+        # session's last event), or else until it is quiet (Postfix's connection cache keeps a session open).
+        self._mark_peer()
         _wait_sessions_closed(pod.peer_log.snapshot, self.peer_start, DATA_GRACE_S)
         if pod.peer_log.ended:
             # The world died under the case (the peer killed from outside): Postfix then logs "lost connection"
@@ -371,21 +410,48 @@ class CasePod:
                 [*pod.postfix_log.snapshot()[-15:], "--- peer events ---", *pod.peer_log.snapshot()[-10:]],
             )
 
+    def _mark_peer(self) -> None:
+        """Send the peer a mark (:meth:`~harness.engine.Pod.mark_peer`) and wait until it is in the peer's log
+        stream. A peer that is gone is left to the caller's check (``peer_log.ended``)."""
+        pod = self.pod
+        assert pod.peer_log is not None
+        marker = f'{{"event": "mark", "n": {self.marks_sent}}}'
+        try:
+            pod.mark_peer()
+        except PodError:
+            if pod.peer_log.wait_for(lambda _: False, DATA_GRACE_S) or not pod.peer_log.ended:
+                raise
+            return
+        self.marks_sent += 1
+        if not pod.peer_log.wait_for(lambda ls: any(marker in x for x in ls[self.peer_start :]), DATA_GRACE_S):
+            if not pod.peer_log.ended:
+                raise PodError(
+                    f"the peer did not write its mark within {DATA_GRACE_S:.0f} s ({pod.state()})",
+                    pod.peer_log.snapshot()[-10:],
+                )
+
     def logs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The current case's Postfix log lines and peer event lines."""
+        """The current case's Postfix log lines and peer event lines (without the harness's marks)."""
         postfix = self.pod.postfix_log.snapshot()[self.postfix_start :] if self.pod.postfix_log else []
         peer = self.pod.peer_log.snapshot()[self.peer_start :] if self.pod.peer_log else []
-        return tuple(postfix), tuple(peer)
+        return tuple(postfix), tuple(x for x in peer if '"event": "mark"' not in x)
 
 
-def _wait_for_master(limit_s: float) -> str:
+def _wait_for_master(sockets: list[str], limit_s: float) -> str:
     """Shell: wait until master(8) runs (its pid file names a live process; ``postfix status`` would log a line
-    each time); exit 4 after about ``limit_s`` seconds."""
-    tries = int(limit_s / 0.002)
+    each time) and has created ``sockets`` (paths under queue_directory ``$q``; the caller removed them before
+    the start): master creates its services' sockets in master.cf order and then logs ``daemon started``. Exit 4
+    after about ``limit_s`` seconds, 5 if master exits in the meantime."""
+    tries = int(limit_s / 0.001)
+    present = " && ".join(f'[ -e "$q"/{shlex.quote(s)} ]' for s in sockets) or "true"
     return (
         'pidfile="$q/pid/master.pid"; n=0\n'
         'until m=; { read -r m < "$pidfile"; } 2>/dev/null; [ -n "$m" ] && kill -0 "$m" 2>/dev/null; do\n'
-        f"  n=$((n+1)); [ $n -lt {tries} ] || exit 4; sleep 0.002\n"
+        f"  n=$((n+1)); [ $n -lt {tries} ] || exit 4; sleep 0.001\n"
+        "done\n"
+        f"until {present}; do\n"
+        '  kill -0 "$m" 2>/dev/null || exit 5\n'
+        f"  n=$((n+1)); [ $n -lt {tries} ] || exit 4; sleep 0.001\n"
         "done"
     )
 
@@ -420,10 +486,10 @@ def _blocking_unused(user_parameters: frozenset[str]) -> str:
 
 
 def _wait_sessions_closed(snapshot: Callable[[], list[str]], start: int, limit_s: float) -> None:
-    """Return once the peer's events from line ``start`` on are complete: every SMTP session that has a
-    ``connect`` event has its ``session`` summary (written when it closes, after all its other events) and no new
-    line came for :data:`SETTLE_S` seconds; with a session still open, once no new line came for :data:`QUIET_S`
-    seconds. At most ``limit_s`` seconds."""
+    """Return once every SMTP session in the peer's events from line ``start`` on that has a ``connect`` event
+    also has its ``session`` summary (written when it closes, after all its other events); with a session still
+    open, once no new line came for :data:`QUIET_S` seconds. At most ``limit_s`` seconds. The caller has seen
+    the peer's mark first: every event written before it is in ``snapshot()``."""
     deadline = time.monotonic() + limit_s
     opened: set[str] = set()
     closed: set[str] = set()
@@ -438,8 +504,7 @@ def _wait_sessions_closed(snapshot: Callable[[], list[str]], start: int, limit_s
         now = time.monotonic()
         if len(lines) != seen:
             seen, since = len(lines), now
-        quiet = now - since
-        if quiet >= QUIET_S or (quiet >= SETTLE_S and opened <= closed) or now >= deadline:
+        if opened <= closed or now - since >= QUIET_S or now >= deadline:
             return
         time.sleep(0.005)
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import importlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,13 +24,31 @@ import click
 from harness.errors import EnvironmentProblem, ScenarioError
 
 if TYPE_CHECKING:
-    from harness.model import Scenario
+    from harness.model import Case, Scenario
+    from harness.progress import RunProgress
     from harness.results import CaseResult
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+def import_docker_sdk() -> None:
+    """Import the Docker SDK without its ``ssh://`` transport unless ``DOCKER_HOST`` names one: the SDK imports
+    paramiko at import time only for that transport (about 0.2 s of a command's start; the SDK treats the
+    transport as optional, docker/transport/__init__.py). Only the command-line process does this: it owns its
+    imports, a process that loads the pytest plugin does not."""
+    if "docker" in sys.modules or os.environ.get("DOCKER_HOST", "").startswith("ssh://"):
+        return
+    blocked = "paramiko" not in sys.modules
+    if blocked:
+        sys.modules["paramiko"] = None  # type: ignore[assignment]  # `import paramiko` raises ImportError
+    try:
+        import docker  # noqa: F401
+    finally:
+        if blocked:
+            del sys.modules["paramiko"]
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -123,10 +143,8 @@ def run(
     releases: tuple[str, ...],
 ) -> None:
     """Run scenarios (files or folders; default: scenarios/) and print expected vs observed per recipient."""
-    from harness.progress import RunProgress
+    import_docker_sdk()
     from harness.releases import DEFAULT_RELEASE, suite_for_release
-    from harness.report import make_console, print_results, print_trace
-    from harness.results_json import release_key
     from harness.runner import Runner
 
     reports = _report_paths({"--json": json_path, "--junit": junit_path, "--html": html_path})
@@ -144,33 +162,45 @@ def run(
     if not plan:
         click.echo(f"no case matches -k {pattern!r}. Hint: patterns match 'scenario/case'", err=True)
         sys.exit(EXIT_INPUT)
-    console = make_console()
     started = datetime.now(UTC)
     results: list[CaseResult] = []
-    several = len({suite_for_release(c.postfix.release or s.postfix.release) for s, cases in plan for c in cases}) > 1
-    progress = RunProgress(console, sum(len(cases) for _, cases in plan), show_release=several)
     chosen = {(s.name, c.name) for s, cases in plan for c in cases}
+    display: list[RunProgress] = []  # the progress display, once it exists
+
+    def note(message: str) -> None:
+        """A message of the runner (image builds): above the progress line, or plain before it exists."""
+        if display:
+            display[0].note(message)
+        else:
+            click.echo(message, err=True)
+
+    def running(s: Scenario, c: Case) -> None:
+        display[0].running(s.name, c.name, c.postfix.release or s.postfix.release or DEFAULT_RELEASE)
+
     runner = Runner(
-        timeout_s=timeout_s,
-        progress=progress.note,
-        keep_failed=keep,
-        reuse_pods=not fresh_pods,
-        jobs=jobs,
-        strict=strict,
+        timeout_s=timeout_s, progress=note, keep_failed=keep, reuse_pods=not fresh_pods, jobs=jobs, strict=strict
     )
-    with runner, progress:
-        selected = runner.run(
-            [s for s, _ in plan],
-            select=lambda s, c: (s.name, c.name) in chosen,
-            on_start=lambda s, c: progress.running(
-                s.name, c.name, c.postfix.release or s.postfix.release or DEFAULT_RELEASE
-            ),
+    with runner:
+        # The worlds are built and the first pods started from here on, while the rest of the command loads.
+        selected = runner.run([s for s, _ in plan], select=lambda s, c: (s.name, c.name) in chosen, on_start=running)
+        from harness.progress import RunProgress
+        from harness.report import make_console, print_results, print_trace
+        from harness.results_json import release_key
+
+        console = make_console()
+        several = (
+            len({suite_for_release(c.postfix.release or s.postfix.release) for s, cases in plan for c in cases}) > 1
         )
-        for result in selected:
-            results.append(result)
-            progress.done(result)
-            if trace:
-                print_trace(result, console)
+        progress = RunProgress(console, sum(len(cases) for _, cases in plan), show_release=several)
+        display.append(progress)
+        # The TLS model's account (0.2 s of imports), needed only by the report at the end: imported while cases run.
+        threading.Thread(target=importlib.import_module, args=("harness._explain_report",), daemon=True).start()
+        with progress:
+            for result in selected:
+                results.append(result)
+                progress.done(result)
+                if trace:
+                    print_trace(result, console)
     finished = datetime.now(UTC)
     if len(releases) > 1 or "all" in releases:  # side by side: each case on every release, one after the other
         order = {(s.name, c.name): i for i, (s, c) in enumerate((s, c) for s, _ in plan for c in s.cases)}

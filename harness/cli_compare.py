@@ -66,7 +66,9 @@ def compare(
     them, the world library's destinations that the policy tables name."""
     from harness._compare_config import folder_configuration, opportunistic_configuration, policy_configuration
     from harness._compare_report import compare_junit, dumps_document
-    from harness.cli import _report_paths
+    from harness.cli import _report_paths, import_docker_sdk
+
+    import_docker_sdk()
     from harness.compare import compare as run_comparison
     from harness.runner import Runner
     from harness.scenario import load_scenarios

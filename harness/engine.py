@@ -290,16 +290,15 @@ class Pod:
     def __exit__(self, *exc: object) -> None:
         self.remove()
 
-    def start_postfix(self) -> None:
-        """Create and start the Postfix container; Postfix itself waits for :meth:`release_postfix`.
+    def create_postfix(self) -> None:
+        """Create the Postfix container (not started yet: :meth:`start_postfix`).
 
         Raises:
-            PodError: the engine refused to create or start it.
+            PodError: the engine refused.
         """
         try:
-            self.postfix = self.engine.client.containers.run(
+            self.postfix = self.engine.client.containers.create(
                 self.postfix_image,
-                detach=True,
                 network_mode="none",
                 init=True,  # docker-init reaps the daemons' orphans when Postfix stops between two cases
                 hostname=self.hostname,
@@ -308,17 +307,33 @@ class Pod:
                 sysctls={"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.lo.disable_ipv6": "0"},
             )
         except (docker.errors.DockerException, OSError) as exc:  # OSError: requests' timeout of a hung call
+            raise PodError(f"cannot create the Postfix container ({self.postfix_image}): {exc}") from None
+
+    def start_postfix(self) -> None:
+        """Start the Postfix container (created first if :meth:`create_postfix` was not called); Postfix itself
+        starts only when a case's script lets it (containers/postfix/start-postfix).
+
+        Raises:
+            PodError: the engine refused to create or start it.
+        """
+        if self.postfix is None:
+            self.create_postfix()
+        assert self.postfix is not None
+        try:
+            self.postfix.start()
+        except (docker.errors.DockerException, OSError) as exc:  # OSError: requests' timeout of a hung call
             raise PodError(f"cannot start the Postfix container ({self.postfix_image}): {exc}") from None
         self.postfix_log = LogStream(self.postfix).start()
 
-    def start_peer(self, files: Mapping[str, bytes]) -> None:
-        """Create the peer container in the Postfix container's network namespace, copy ``files`` (path → bytes,
-        absolute paths) into it, and start it.
+    def create_peer(self, files: Mapping[str, bytes]) -> None:
+        """Create the peer container in the Postfix container's network and PID namespaces and copy ``files``
+        (path → bytes, absolute paths) into it. The Postfix container must exist (created is enough: Docker
+        joins the namespaces at the start).
 
         Raises:
-            PodError: the engine refused, or the Postfix container is not running.
+            PodError: the engine refused.
         """
-        assert self.postfix is not None, "start_postfix() first"
+        assert self.postfix is not None, "create_postfix() first"
         try:
             self.peer = self.engine.client.containers.create(
                 self.peer_image,
@@ -330,6 +345,20 @@ class Pod:
                 labels={**self.labels, "mxharness.role": "peer"},
             )
             self.peer.put_archive("/", _tar(files))
+        except (docker.errors.DockerException, OSError) as exc:  # OSError: requests' timeout of a hung call
+            raise PodError(f"cannot create the peer container ({self.peer_image}): {exc}") from None
+
+    def start_peer(self, files: Mapping[str, bytes] | None = None) -> None:
+        """Start the peer container, created with ``files`` first if :meth:`create_peer` was not called. The
+        Postfix container must be running.
+
+        Raises:
+            PodError: the engine refused, or the Postfix container is not running.
+        """
+        if self.peer is None:
+            self.create_peer(files or {})
+        assert self.peer is not None
+        try:
             self.peer.start()
         except (docker.errors.DockerException, OSError) as exc:  # OSError: requests' timeout of a hung call
             raise PodError(f"cannot start the peer container ({self.peer_image}): {exc}") from None
@@ -348,6 +377,18 @@ class Pod:
         code, output = self._shell_run("peer", 'kill -HUP "$(cat /run/peer.pid)"', files)
         if code != 0:
             raise PodError(f"cannot swap the peer's world (exit {code}): {output.strip()}", output.splitlines())
+
+    def mark_peer(self) -> None:
+        """Have the peer write a ``mark`` event (SIGUSR1; :mod:`harness.peer`): every event it wrote before has
+        reached :attr:`peer_log` once the mark has (one writer, one stream, in order).
+
+        Raises:
+            PodError: the engine refused, or the peer is gone.
+        """
+        assert self.peer is not None, "start_peer() first"
+        code, output = self._shell_run("peer", 'kill -USR1 "$(cat /run/peer.pid)"', None)
+        if code != 0:
+            raise PodError(f"cannot signal the peer (exit {code}): {output.strip()}", output.splitlines())
 
     def run_postfix(self, script: str, files: Mapping[str, bytes] | None = None) -> tuple[int, str]:
         """Write ``files`` (absolute path -> bytes; mode 0644, an mtime a minute old) into the Postfix container

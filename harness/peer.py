@@ -13,6 +13,8 @@ only the old world had, and serves the new one, so that one pod serves case afte
 * ``{"event": "dns", ...}`` per query (see :class:`harness.dns.ZoneResolver`);
 * ``{"event": "smtp", ...}`` per SMTP stage and ``{"event": "session", ...}`` per closed connection (see
   :class:`harness.smtp.SessionRecorder`);
+* ``{"event": "mark", "n": N}`` on SIGUSR1 (N = 0, 1, …): a barrier for the host — every event written before it
+  has reached the host once the mark has;
 * ``{"event": "error", "message": "..."}`` on a startup failure (exit code 1);
 * ``{"event": "stopped"}`` after a clean stop (exit code 0).
 
@@ -41,6 +43,7 @@ __all__ = [
 import argparse
 import asyncio
 import ipaddress
+import itertools
 import json
 import os
 import signal
@@ -152,13 +155,15 @@ def unbind_addresses(addresses: Iterable[str], *, run: _IpRunner = _run_ip) -> N
 
 async def _serve(world: Path, emit: _Emitter, *, bind: bool) -> None:
     """Serve the world of ``world``; on SIGHUP read it again and serve the new one (a world swap: the host
-    reuses the pod for the next case), on SIGTERM/SIGINT stop. Each ``ready`` event carries the world's
-    ``generation`` (0, 1, …)."""
+    reuses the pod for the next case), on SIGUSR1 write a ``mark`` event, on SIGTERM/SIGINT stop. Each ``ready``
+    event carries the world's ``generation`` (0, 1, …)."""
     loop = asyncio.get_running_loop()
     stop, reload = asyncio.Event(), asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload.set)
+    marks = itertools.count()
+    loop.add_signal_handler(signal.SIGUSR1, lambda: emit({"event": "mark", "n": next(marks)}))
     added: list[str] = []
     generation = 0
     dns: DnsServer | None = None

@@ -26,6 +26,7 @@ __all__ = [
     "KEY_TYPES",
     "IssuedCa",
     "IssuedCert",
+    "KeyPool",
     "Pki",
     "PrivateKey",
     "UnknownNameError",
@@ -38,6 +39,7 @@ __all__ = [
 ]
 
 import difflib
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -130,20 +132,60 @@ class IssuedCert:
         return self.root is None
 
 
+class KeyPool:
+    """Private keys made at run time and handed out by position: the n-th key of a type that a set of
+    certificates (:class:`Pki`) asks for is the n-th key of this pool. Within one set every key is its own;
+    two worlds of one run (two scenarios, or a case that re-issues its CAs) hold the same key pairs, which
+    no case can see: a case runs in one world. Generating an RSA key costs about 0.1 s, and a run of many
+    scenarios thereby generates as many keys as its largest world has, not as all of them together.
+
+    Nothing is kept beyond the pool's life (the :class:`~harness.runner.Runner`'s); thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[str, list[PrivateKey]] = {}
+        self._lock = threading.Lock()
+
+    def key(self, key_type: str, index: int) -> PrivateKey:
+        """The ``index``-th key (from 0) of ``key_type`` (one of :data:`KEY_TYPES`), made when first asked for.
+
+        Raises:
+            ValueError: an unknown key type.
+        """
+        with self._lock:
+            keys = self._keys.setdefault(key_type, [])
+            while len(keys) <= index:
+                keys.append(generate_key(key_type))
+            return keys[index]
+
+
 class Pki:
     """A set of CAs and server certificates, each under a scenario name.
 
     Args:
         now: the reference time for default validity and offsets such as ``-1d``; default the current time.
             A naive datetime is taken as UTC.
+        keys: where the keys come from (a run's :class:`KeyPool`); default: a new key for each CA and
+            certificate.
     """
 
-    def __init__(self, *, now: datetime | None = None) -> None:
+    def __init__(self, *, now: datetime | None = None, keys: KeyPool | None = None) -> None:
         moment = now or datetime.now(UTC)
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
         self._now = moment.replace(microsecond=0)
         self._cas: dict[str, IssuedCa] = {}
         self._certs: dict[str, IssuedCert] = {}
+        self.keys = keys
+        self._keys_used: dict[str, int] = {}  # per key type: how many keys of the pool this set holds
+
+    def _new_key(self, key_type: str) -> PrivateKey:
+        """A key no CA or certificate of this set (or of the set it was copied from) has."""
+        if self.keys is None:
+            return generate_key(key_type)
+        index = self._keys_used.get(key_type, 0)
+        key = self.keys.key(key_type, index)
+        self._keys_used[key_type] = index + 1
+        return key
 
     @property
     def now(self) -> datetime:
@@ -184,7 +226,7 @@ class Pki:
         subject_name = parse_dn(subject)
         signer = self.ca(issuer) if issuer is not None else None
         start, end = validity_window(self._now, not_before, not_after, lifetime=_CA_LIFETIME)
-        private_key = generate_key(key)  # last: the costly step, once the input is known to be good
+        private_key = self._new_key(key)  # last: the costly step, once the input is known to be good
         usage = dict.fromkeys(KEY_USAGE_FLAGS, False) | {"key_cert_sign": True, "crl_sign": True}
         extensions: list[tuple[x509.ExtensionType, bool]] = [
             (x509.BasicConstraints(ca=True, path_length=None), True),
@@ -250,7 +292,7 @@ class Pki:
         alt_names = [san_entry(entry) for entry in san]
         subject_name = _leaf_subject(name, subject, cn, alt_names)
         start, end = validity_window(self._now, not_before, not_after, lifetime=_LEAF_LIFETIME)
-        private_key = generate_key(key)
+        private_key = self._new_key(key)
         is_rsa = isinstance(private_key, rsa.RSAPrivateKey)
         usage = dict.fromkeys(KEY_USAGE_FLAGS, False) | {
             "digital_signature": True,
@@ -303,7 +345,8 @@ class Pki:
         Raises:
             UnknownNameError: a name in ``certs`` that this set does not hold.
         """
-        other = Pki(now=self._now)
+        other = Pki(now=self._now, keys=self.keys)
+        other._keys_used = dict(self._keys_used)  # keys added to the copy differ from every key of this set
         other._cas = dict(self._cas)
         other._certs = {name: self.cert(name) for name in (self._certs if certs is None else certs)}
         return other

@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness._explain_report import disagreement_lines, explanation_lines
 from harness.model import Expect
 from harness.results import CaseResult, RecipientResult, ServerSession
 from harness.results_json import sorted_releases
@@ -308,6 +307,8 @@ def failure_details(case: CaseResult) -> str:
     file can be read again). Then the DNS queries the case made. For a case that could not finish: the
     error and the log tails. Plain text (no markup), for the terminal and for pytest's failure report.
     """
+    from harness._explain_report import explanation_lines  # the TLS model (0.2 s to import): only for failures
+
     out = [f"{case.source_file}: {case.scenario} / {case.case}: FAILED (Postfix {case.release or '?'})"]
     if case.config_issues:
         out.append("  Postfix rejected the configuration of this case; no mail was sent:")
@@ -453,6 +454,8 @@ def print_results(results: list[CaseResult], console: Console | None = None) -> 
         if not case.passed:
             console.print()
             console.print(failure_details(case), markup=False, highlight=False, soft_wrap=True)
+    from harness._explain_report import disagreement_lines  # the TLS model (0.2 s to import): only here
+
     if disagreement := disagreement_lines(results):  # last, where it is seen: the model is wrong, or Postfix moved
         console.print()
         console.print(Text("\n".join(disagreement), style="bold red"), soft_wrap=True)

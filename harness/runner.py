@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import replace
 
 from harness.casepod import CasePod, ImageFacts
@@ -24,6 +24,7 @@ from harness.maillog import DeliveryTracker
 from harness.message import rfc5322
 from harness.model import Case, Scenario
 from harness.observe import recipient_results
+from harness.pki import KeyPool
 from harness.postfix import settings_for
 from harness.postfix_config import config_for
 from harness.results import CaseResult
@@ -78,8 +79,10 @@ class Runner:
         self._images: dict[str | None, ImageSet] = {}
         self._facts: dict[str, ImageFacts] = {}
         self._idle: dict[_PodKey, list[CasePod]] = {}
+        self._warming: dict[_PodKey, list[Future[CasePod | None]]] = {}
         self._lock = threading.RLock()
         self._closed = False
+        self.keys = KeyPool()  # the worlds' private keys, shared by position (harness.pki.KeyPool)
 
     @property
     def engine(self) -> Engine:
@@ -106,7 +109,11 @@ class Runner:
         """
         with self._lock:
             self._closed = True  # a worker still between two cases must not make a pod now (see _acquire)
-            idle = [casepod for pods in self._idle.values() for casepod in pods]
+            warming = [future for futures in self._warming.values() for future in futures]
+            self._warming.clear()
+        idle = [pod for pod in (_warmed(future) for future in warming) if pod is not None]
+        with self._lock:
+            idle += [casepod for pods in self._idle.values() for casepod in pods]
             self._idle.clear()
         for casepod in idle:
             casepod.pod.remove()
@@ -133,17 +140,42 @@ class Runner:
     ) -> Iterator[CaseResult]:
         """Run every case of every scenario (or those ``select`` keeps), yielding the results in scenario and
         case order; with ``jobs > 1`` several cases run at once. ``on_start`` is called as a case starts (from
-        a worker thread when ``jobs > 1``)."""
-        # The worlds are built in the background, two at a time, while cases run: the RSA keys of a world take
-        # about 0.1 s each to generate (the key generation releases the GIL), and a case waits only for its own.
-        builder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mxharness-world")
-        plan: list[tuple[Scenario, Case, Future[World]]] = []
-        for scenario in scenarios:
-            cases = [c for c in scenario.cases if select is None or select(scenario, c)]
-            if cases:
-                world = builder.submit(build_world, scenario)
-                plan.extend((scenario, case, world) for case in cases)
+        a worker thread when ``jobs > 1``).
 
+        The work starts with the call, before the first result is asked for: the scenarios' worlds are built
+        and the first pods started in the background.
+
+        Raises:
+            EnvironmentProblem: no engine, or the images cannot be built (from the call, or from a case).
+        """
+        # The worlds are built in the background while cases run: the RSA keys of a world take about 0.1 s each
+        # to generate, and a case waits only for its own.
+        builder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mxharness-world")
+        warmer = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mxharness-warm")
+        plan: list[tuple[Scenario, Case, Future[World]]] = []
+        try:
+            for scenario in scenarios:
+                cases = [c for c in scenario.cases if select is None or select(scenario, c)]
+                if cases:
+                    world = builder.submit(build_world, scenario, keys=self.keys)
+                    plan.extend((scenario, case, world) for case in cases)
+            # Meanwhile the first pods start too (the containers, the peer, the image's facts: about 0.7 s), one
+            # per job, each for the first case that will take it; that case resets it, as any reused pod.
+            for scenario, case, _ in plan[: self.jobs]:
+                self._warm(warmer, scenario, case)
+        except BaseException:
+            builder.shutdown(wait=False, cancel_futures=True)
+            warmer.shutdown(wait=False)
+            raise
+        return self._results(plan, builder, warmer, on_start)
+
+    def _results(
+        self,
+        plan: list[tuple[Scenario, Case, Future[World]]],
+        builder: ThreadPoolExecutor,
+        warmer: ThreadPoolExecutor,
+        on_start: Callable[[Scenario, Case], None] | None,
+    ) -> Iterator[CaseResult]:
         def one(scenario: Scenario, case: Case, world: Future[World]) -> CaseResult:
             if on_start is not None:
                 on_start(scenario, case)
@@ -164,6 +196,7 @@ class Runner:
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
             builder.shutdown(wait=False, cancel_futures=True)
+            warmer.shutdown(wait=False)  # a pod still starting is taken, or removed by close()
 
     def run_case(self, scenario: Scenario, case: Case, *, world: World | None = None) -> CaseResult:
         """Run one case, on a reset pod or a new one.
@@ -247,11 +280,47 @@ class Runner:
             idle = self._idle.get(key)
             if self.reuse_pods and idle:
                 return idle.pop()
+            warming = self._warming.get(key)
+            future = warming.pop(0) if warming else None
+        if future is not None and (warmed := _warmed(future)) is not None:
+            return warmed
+        with self._lock:
+            if self._closed:
+                raise PodError(f"run {self.run_id} was closed (interrupted): no new pod")
+        return CasePod(self._new_pod(key, scenario, case))
+
+    def _warm(self, pool: ThreadPoolExecutor, scenario: Scenario, case: Case) -> None:
+        """Start a pod for ``case`` in ``pool`` (:meth:`CasePod.warm`); :meth:`_acquire` takes it. A pod that
+        fails to start is dropped: the case then makes its own, and reports what goes wrong.
+
+        Raises:
+            EnvironmentProblem: no engine, or the images cannot be built (as the case would raise it).
+        """
+        try:
+            settings = settings_for(scenario.postfix, case.postfix, config=config_for(scenario, case))
+        except Exception:  # the case itself reports what is wrong with its configuration
+            return
+        images = self.images(settings.release)
+        key = (images.postfix, images.peer, settings.hostname.split(".")[0])
+
+        def start() -> CasePod | None:
+            casepod = CasePod(self._new_pod(key, scenario, case))
+            try:
+                casepod.warm(self._facts_for)
+            except Exception:  # PodError, or the engine gone: the case makes a pod of its own
+                casepod.pod.remove()
+                return None
+            return casepod
+
+        with self._lock:
+            if not self._closed:
+                self._warming.setdefault(key, []).append(pool.submit(start))
+
+    def _new_pod(self, key: _PodKey, scenario: Scenario, case: Case) -> Pod:
         labels = {"mxharness.scenario": scenario.name, "mxharness.case": case.name}
-        pod = Pod(
+        return Pod(
             self.engine, postfix_image=key[0], peer_image=key[1], run_id=self.run_id, hostname=key[2], labels=labels
         )
-        return CasePod(pod)
 
     def _release(self, key: _PodKey, casepod: CasePod, reusable: bool) -> None:
         with self._lock:
@@ -275,6 +344,14 @@ class Runner:
             with self._lock:
                 self._facts[pod.postfix_image] = facts
         return facts
+
+
+def _warmed(future: Future[CasePod | None]) -> CasePod | None:
+    """The pod a warm-up made (None: it failed, or was cancelled before it began)."""
+    try:
+        return future.result()
+    except CancelledError:
+        return None
 
 
 def _distinct(lines: Iterable[str]) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ in :mod:`harness.model`; the cross-references between sections by :mod:`harness.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import types
 import typing
@@ -148,6 +149,13 @@ def load_scenario(path: str | Path, *, warnings: list[ScenarioIssue] | None = No
     """
     name = str(path)
     try:
+        stat = os.stat(path)
+        key: tuple[str, int, int] | None = (name, stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = None
+    if warnings is None and key in _READ:
+        return _READ[key]  # as read before (a scenario is frozen); a caller collecting warnings reads again
+    try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(ScenarioIssue(name, None, "", f"cannot read the file: {exc}")) from None
@@ -161,7 +169,15 @@ def load_scenario(path: str | Path, *, warnings: list[ScenarioIssue] | None = No
         ) from None
     except YAMLError as exc:
         raise ScenarioError(ScenarioIssue(name, None, "", f"malformed YAML: {exc}")) from None
-    return _validate(tree, name, first_line=1, warnings=warnings)
+    scenario = _validate(tree, name, first_line=1, warnings=warnings)
+    if key is not None:
+        _READ[key] = scenario
+    return scenario
+
+
+#: Scenarios read so far, by (path as given, mtime in ns, size): the report's TLS model (harness._explain_report)
+#: reads a run's files again at the end, and a file that has not changed need not be parsed twice.
+_READ: dict[tuple[str, int, int], Scenario] = {}
 
 
 def warning_text(issue: ScenarioIssue) -> str:

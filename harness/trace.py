@@ -256,7 +256,7 @@ def _peer_entries(lines: Iterable[str], chains: _Names, names: _Names) -> list[T
             entries.append(TraceEntry(time, "peer", "ready", "fake world", _ready_text(event)))
         elif kind == "error":
             entries.append(TraceEntry(time, "peer", "error", "fake world", str(event.get("message")), tone="error"))
-        elif kind not in ("session", "stopped"):
+        elif kind not in ("session", "stopped", "mark"):
             text = json.dumps({k: v for k, v in event.items() if k != "t"}, sort_keys=True)
             entries.append(TraceEntry(time, "peer", "event", "fake world", text))
     return entries

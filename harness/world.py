@@ -18,14 +18,21 @@ from cryptography import x509
 
 from harness.model import Case, Scenario
 from harness.overrides import merged_world
-from harness.pki import Pki, format_dn, tlsa_data
+from harness.pki import KeyPool, Pki, format_dn, tlsa_data
 from harness.world_servers import WORLD_DIR, presented_chain, server_entries
 
-__all__ = ["World", "build_case_world", "build_world"]
+__all__ = ["EMPTY_WORLD_FILES", "World", "build_case_world", "build_world"]
 
 #: ``A: auto`` picks from TEST-NET-1 (RFC 5737), ``AAAA: auto`` from the documentation prefix (RFC 3849).
 AUTO_V4 = ipaddress.ip_network("192.0.2.0/24")
 AUTO_V6 = ipaddress.ip_network("2001:db8::/64")
+#: The peer files of a world with nothing in it (no record, address or server): what a pod made ahead of its
+#: first case serves until that case's world is swapped in (:meth:`harness.casepod.CasePod.warm`).
+EMPTY_WORLD_FILES = {
+    f"{WORLD_DIR}/world.json": json.dumps(
+        {"version": 1, "dns": {"listen": "127.0.0.53", "port": 53}, "addresses": [], "servers": []}
+    ).encode()
+}
 #: Name of the CA installed when a scenario names a CAfile but trusts no CA (not a valid scenario CA name).
 PLACEHOLDER_CA = "mxharness trusts nothing"
 
@@ -119,7 +126,9 @@ class World:
         return {n: self.pki.ca(n).cert_pem for n in (self.root_cas if names is None else names)}
 
 
-def build_world(scenario: Scenario, *, now: datetime | None = None, pki: Pki | None = None) -> World:
+def build_world(
+    scenario: Scenario, *, now: datetime | None = None, pki: Pki | None = None, keys: KeyPool | None = None
+) -> World:
     """Issue the scenario's certificates and lay out its DNS and servers.
 
     Args:
@@ -127,8 +136,9 @@ def build_world(scenario: Scenario, *, now: datetime | None = None, pki: Pki | N
         now: the time certificate offsets (``-30d``) count from; default: now (or ``pki``'s reference time).
         pki: certificates already issued for this world (every CA, and the certificates that are to be kept);
             the scenario's other certificates are added to it. Default: issue everything.
+        keys: the run's key pool (:class:`~harness.pki.KeyPool`) when ``pki`` is not given; default: new keys.
     """
-    pki = _issue(scenario, pki or Pki(now=now or datetime.now(UTC)))
+    pki = _issue(scenario, pki or Pki(now=now or datetime.now(UTC), keys=keys))
     addresses = _addresses(scenario)
     records: list[dict[str, object]] = []
     faults: list[dict[str, str]] = []

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from harness.pki import (
     IssuedCert,
+    KeyPool,
     Pki,
     UnknownNameError,
     fingerprint,
@@ -554,3 +555,47 @@ def _ski(cert: x509.Certificate) -> bytes:
 
 def _aki(cert: x509.Certificate) -> bytes | None:
     return cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+
+
+# --- KeyPool: a run's keys, shared by position --------------------------------------------------------------
+
+
+def _spki(pem: bytes) -> bytes:
+    return (
+        serialization.load_pem_private_key(pem, None)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+
+def _pool_pki(pool: KeyPool) -> Pki:
+    pki = Pki(now=NOW, keys=pool)
+    pki.add_ca("root", subject="/CN=Root", key="ec256")
+    pki.add_cert("mx", issuer="root", san=["mx.example.test"], key="ec256")
+    pki.add_cert("other", issuer="root", san=["other.example.test"], key="ec256")
+    return pki
+
+
+def test_every_key_of_one_set_is_its_own() -> None:
+    pki = _pool_pki(KeyPool())
+    keys = [_spki(pki.ca("root").key_pem), _spki(pki.cert("mx").key_pem), _spki(pki.cert("other").key_pem)]
+    assert len(set(keys)) == 3
+
+
+def test_two_sets_of_one_pool_hold_the_same_keys_by_position() -> None:
+    pool = KeyPool()
+    first, second = _pool_pki(pool), _pool_pki(pool)
+    assert _spki(first.cert("mx").key_pem) == _spki(second.cert("mx").key_pem)
+    assert first.cert("mx").cert_pem != second.cert("mx").cert_pem  # each certificate is issued anew
+    assert _spki(_pool_pki(KeyPool()).cert("mx").key_pem) != _spki(first.cert("mx").key_pem)
+
+
+def test_a_certificate_added_to_a_copy_has_a_key_no_one_in_the_original_has() -> None:
+    # A case that re-issues a certificate (another SAN) while the rest is reused: a TLSA record or a pin for the
+    # old key must not match the new certificate.
+    original = _pool_pki(KeyPool())
+    copy = original.copy(certs=["other"])
+    copy.add_cert("mx", issuer="root", san=["mx2.example.test"], key="ec256")
+    before = {_spki(original.ca("root").key_pem), _spki(original.cert("mx").key_pem)}
+    before.add(_spki(original.cert("other").key_pem))
+    assert _spki(copy.cert("mx").key_pem) not in before

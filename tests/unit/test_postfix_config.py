@@ -13,6 +13,7 @@ import pytest
 from harness.model import PostfixSpec
 from harness.postfix import (
     HARNESS_MAIN_CF,
+    POSTCONF_WARNINGS,
     READ_PATHS,
     TRUST_FILE,
     PostfixSettings,
@@ -22,6 +23,7 @@ from harness.postfix import (
     install_script,
     merge_master_cf,
     preflight_script,
+    read_paths,
     render_main_cf,
     settings_for,
     smtp_services,
@@ -368,8 +370,8 @@ def test_a_map_with_texthash_and_hash_uses_is_built_for_the_hash_use() -> None:
 
 def test_install_script_builds_every_indexed_map_with_postmap() -> None:
     script = install_script(["hash:/etc/postfix/tls_policy", "lmdb:/etc/postfix/with space"])
-    assert "postmap hash:/etc/postfix/tls_policy\n" in script
-    assert "postmap 'lmdb:/etc/postfix/with space'\n" in script
+    assert "postmap hash:/etc/postfix/tls_policy &" in script
+    assert "postmap 'lmdb:/etc/postfix/with space' &" in script
 
 
 def test_install_script_builds_the_maps_and_leaves_the_start_to_the_runner() -> None:
@@ -410,7 +412,7 @@ def test_install_script_without_maps_runs_no_postmap() -> None:
 
 def test_install_script_installs_the_trust_store_where_postfix_looks() -> None:
     script = install_script([])
-    assert READ_PATHS in script and '"$cafile"' in script and '"$capath"' in script
+    assert read_paths(POSTCONF_WARNINGS) in script and '"$cafile"' in script and '"$capath"' in script
     assert "openssl rehash" in script
     assert "nameserver 127.0.0.53" in script
 
