@@ -311,10 +311,11 @@ READ_PATHS = read_paths()
 
 
 def start_postfix(generation: int) -> str:
-    """Shell: let Postfix start once the peer serves world ``generation`` (containers/postfix/start-postfix polls
-    the world's ready name in the fake DNS, then runs master(8) as ``postfix start-fg`` does). Needs ``dir``
-    (daemon_directory, see :data:`READ_PATHS`)."""
-    return f'echo "{int(generation)} $dir" > /run/mxharness/go.new && mv /run/mxharness/go.new /run/mxharness/go'
+    """Shell: let Postfix start once the peer serves world ``generation`` (containers/postfix/start-postfix reads
+    the line from its FIFO, polls the world's ready name in the fake DNS, then runs master(8) as
+    ``postfix start-fg`` does). Needs ``dir`` (daemon_directory, see :data:`READ_PATHS`). The write waits until
+    the start loop reads, which it does as soon as the previous master has exited (the reset waited for that)."""
+    return f'echo "{int(generation)} $dir" > /run/mxharness/go'
 
 
 #: Stop Postfix at once (``q`` is queue_directory, see :data:`READ_PATHS`): master(8) leads its own process group

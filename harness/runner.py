@@ -161,8 +161,8 @@ class Runner:
                     plan.extend((scenario, case, world) for case in cases)
             # Meanwhile the first pods start too (the containers, the peer, the image's facts: about 0.7 s), one
             # per job, each for the first case that will take it; that case resets it, as any reused pod.
-            for scenario, case, _ in plan[: self.jobs]:
-                self._warm(warmer, scenario, case)
+            for i, (scenario, case, _) in enumerate(plan[: self.jobs]):
+                self._warm(warmer, scenario, case, up_to=i + 1)
         except BaseException:
             builder.shutdown(wait=False, cancel_futures=True)
             warmer.shutdown(wait=False)
@@ -289,9 +289,10 @@ class Runner:
                 raise PodError(f"run {self.run_id} was closed (interrupted): no new pod")
         return CasePod(self._new_pod(key, scenario, case))
 
-    def _warm(self, pool: ThreadPoolExecutor, scenario: Scenario, case: Case) -> None:
-        """Start a pod for ``case`` in ``pool`` (:meth:`CasePod.warm`); :meth:`_acquire` takes it. A pod that
-        fails to start is dropped: the case then makes its own, and reports what goes wrong.
+    def _warm(self, pool: ThreadPoolExecutor, scenario: Scenario, case: Case, *, up_to: int) -> None:
+        """Start a pod for ``case`` in ``pool`` (:meth:`CasePod.warm`) unless ``up_to`` pods for it are idle or
+        starting already (a run after a run: the pytest plugin runs one scenario at a time); :meth:`_acquire`
+        takes it. A pod that fails to start is dropped: the case then makes its own, and reports what goes wrong.
 
         Raises:
             EnvironmentProblem: no engine, or the images cannot be built (as the case would raise it).
@@ -313,8 +314,9 @@ class Runner:
             return casepod
 
         with self._lock:
-            if not self._closed:
-                self._warming.setdefault(key, []).append(pool.submit(start))
+            if self._closed or len(self._idle.get(key, [])) + len(self._warming.get(key, [])) >= up_to:
+                return
+            self._warming.setdefault(key, []).append(pool.submit(start))
 
     def _new_pod(self, key: _PodKey, scenario: Scenario, case: Case) -> Pod:
         labels = {"mxharness.scenario": scenario.name, "mxharness.case": case.name}

@@ -303,3 +303,15 @@ def test_the_postfix_container_has_only_loopback(mxharness_runner: Runner) -> No
         assert len(attempts) == 2 and not any(x.endswith(" exit=0") for x in attempts), out
         assert "/dev/tcp/1.1.1.1/53: Network is unreachable" in out, out
         assert "/dev/tcp/2606:4700:4700::1111/53: " in out, out  # unreachable, or no address to send from
+
+
+def test_runs_after_runs_take_the_idle_pod_and_start_no_other(tmp_path: Path) -> None:
+    # The pytest plugin calls Runner.run once per scenario: the pod started ahead of the first run's first case
+    # serves the later runs too; no further pod is started ahead (and left unused until the end).
+    scenario = scenario_from_dict(PLAIN)
+    with Runner(progress=lambda m: None) as runner:
+        label = {"label": f"{RUN_LABEL}={runner.run_id}"}
+        for _ in range(3):
+            results = list(runner.run([scenario], select=lambda s, c: c.name == "delivers"))
+            assert [r.passed for r in results] == [True], results[0].error
+            assert len(runner.engine.client.containers.list(all=True, filters=label)) == 2  # one pod

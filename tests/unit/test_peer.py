@@ -434,9 +434,10 @@ def test_postfix_starts_on_the_worlds_generation() -> None:
     from harness.postfix import start_postfix
 
     script = start_postfix(7)
-    # The world's generation and daemon_directory ($dir of READ_PATHS), written at once (mv) for start-postfix.
-    assert script == 'echo "7 $dir" > /run/mxharness/go.new && mv /run/mxharness/go.new /run/mxharness/go'
+    # The world's generation and daemon_directory ($dir of READ_PATHS), one write to start-postfix's FIFO.
+    assert script == 'echo "7 $dir" > /run/mxharness/go'
     start = (Path(__file__).resolve().parents[2] / "containers/postfix/start-postfix").read_text()
+    assert "mkfifo -m 600 /run/mxharness/go" in start
     assert "read -r generation daemon_directory < /run/mxharness/go" in start
     assert 'getent hosts "g$generation.ready.mxharness.invalid"' in start  # the name ready_name() gives
 
