@@ -58,6 +58,9 @@ DATA_GRACE_S = 2.0
 #: Seconds without a new peer event after which the fake servers are taken to have reported everything, while a
 #: session is still open (Postfix's connection cache keeps one open after its last delivery).
 QUIET_S = 0.1
+#: Seconds for the peer's mark (the barrier at the end of a case) to be sent and to come back in its log stream:
+#: milliseconds normally, generous for a loaded machine; a peer killed from outside ends the wait sooner.
+MARK_TIMEOUT_S = 10.0
 #: The line the first script of a case prints once master(8) runs.
 _STARTED = "mxharness-master-started"
 #: Seconds to wait for the ``fatal:`` lines of a service that did not start in the preflight.
@@ -82,7 +85,7 @@ class ImageFacts:
         return ImageFacts(version.strip(), master_cf, frozenset(names.split()))
 
 
-@dataclass
+@dataclass(eq=False)  # pods are told apart by identity (Runner keeps a set of those serving a case)
 class CasePod:
     """A :class:`~harness.engine.Pod` and what the harness remembers of it between cases.
 
@@ -416,17 +419,19 @@ class CasePod:
         pod = self.pod
         assert pod.peer_log is not None
         marker = f'{{"event": "mark", "n": {self.marks_sent}}}'
+        if pod.peer_log.ended:
+            return
         try:
-            pod.mark_peer()
+            pod.mark_peer(MARK_TIMEOUT_S)
         except PodError:
             if pod.peer_log.wait_for(lambda _: False, DATA_GRACE_S) or not pod.peer_log.ended:
                 raise
             return
         self.marks_sent += 1
-        if not pod.peer_log.wait_for(lambda ls: any(marker in x for x in ls[self.peer_start :]), DATA_GRACE_S):
+        if not pod.peer_log.wait_for(lambda ls: any(marker in x for x in ls[self.peer_start :]), MARK_TIMEOUT_S):
             if not pod.peer_log.ended:
                 raise PodError(
-                    f"the peer did not write its mark within {DATA_GRACE_S:.0f} s ({pod.state()})",
+                    f"the peer did not write its mark within {MARK_TIMEOUT_S:.0f} s ({pod.state()})",
                     pod.peer_log.snapshot()[-10:],
                 )
 

@@ -199,14 +199,19 @@ class ShellSession:
         self._socket.settimeout(API_TIMEOUT_S if timeout_s is None else timeout_s)
         self._lock = threading.Lock()
 
-    def run(self, script: str, files: Mapping[str, bytes] | None = None) -> tuple[int, str]:
+    def run(
+        self, script: str, files: Mapping[str, bytes] | None = None, *, timeout_s: float | None = None
+    ) -> tuple[int, str]:
         """Unpack ``files`` (absolute path -> bytes, see :func:`_tar`) and run ``script``.
+
+        Args:
+            timeout_s: seconds this script may take (default: the session's timeout).
 
         Returns:
             (exit code, combined stdout and stderr).
 
         Raises:
-            OSError: the shell went away (container stopped) or did not finish within the session's timeout.
+            OSError: the shell went away (container stopped) or did not finish within the timeout.
         """
         token = uuid.uuid4().hex
         unpack = ""
@@ -216,10 +221,16 @@ class ShellSession:
         text = f"{_subshell(unpack + script)}\nprintf '\\n@@{token} %s\\n' $?\n"
         marker = f"\n@@{token} ".encode()
         with self._lock:
-            self._socket.sendall(text.encode())
-            output = b""
-            while marker not in output or not output.endswith(b"\n"):
-                output += self._next_frame()
+            default = self._socket.gettimeout()
+            if timeout_s is not None:
+                self._socket.settimeout(timeout_s)
+            try:
+                self._socket.sendall(text.encode())
+                output = b""
+                while marker not in output or not output.endswith(b"\n"):
+                    output += self._next_frame()
+            finally:
+                self._socket.settimeout(default)
         body, _, tail = output.rpartition(marker)
         return int(tail.strip() or b"-1"), body.decode("utf-8", "replace")
 
@@ -238,7 +249,13 @@ class ShellSession:
         return data
 
     def close(self) -> None:
-        """End the shell (end of input) and close the stream; never raises."""
+        """End the shell (end of input) and close the stream; never raises. A thread waiting for a script's
+        output (another thread's) gets an OSError at once: the socket is shut down first, which a plain close
+        would not do for a read already under way."""
+        try:
+            self._socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self._socket.close()
             self._response.close()
@@ -378,15 +395,19 @@ class Pod:
         if code != 0:
             raise PodError(f"cannot swap the peer's world (exit {code}): {output.strip()}", output.splitlines())
 
-    def mark_peer(self) -> None:
+    def mark_peer(self, timeout_s: float) -> None:
         """Have the peer write a ``mark`` event (SIGUSR1; :mod:`harness.peer`): every event it wrote before has
         reached :attr:`peer_log` once the mark has (one writer, one stream, in order).
 
+        Args:
+            timeout_s: seconds the signal may take to send (a shell in a peer container killed from outside
+                may hang rather than end).
+
         Raises:
-            PodError: the engine refused, or the peer is gone.
+            PodError: the engine refused, the peer is gone, or the limit passed.
         """
         assert self.peer is not None, "start_peer() first"
-        code, output = self._shell_run("peer", 'kill -USR1 "$(cat /run/peer.pid)"', None)
+        code, output = self._shell_run("peer", 'kill -USR1 "$(cat /run/peer.pid)"', None, timeout_s=timeout_s)
         if code != 0:
             raise PodError(f"cannot signal the peer (exit {code}): {output.strip()}", output.splitlines())
 
@@ -402,7 +423,9 @@ class Pod:
         """
         return self._shell_run("postfix", script, files)
 
-    def _shell_run(self, role: str, script: str, files: Mapping[str, bytes] | None) -> tuple[int, str]:
+    def _shell_run(
+        self, role: str, script: str, files: Mapping[str, bytes] | None, *, timeout_s: float | None = None
+    ) -> tuple[int, str]:
         container = self.postfix if role == "postfix" else self.peer
         assert container is not None
         try:
@@ -413,7 +436,7 @@ class Pod:
                     self._exec_only = True
             if self._exec_only:
                 return _exec_once(container, script, files)
-            return self._shells[role].run(script, files)
+            return self._shells[role].run(script, files, timeout_s=timeout_s)
         except (docker.errors.DockerException, OSError) as exc:
             broken = self._shells.pop(role, None)
             if broken is not None:
@@ -471,11 +494,16 @@ class Pod:
         self._shells.clear()
         self.peer = self.postfix = None
 
-    def remove(self) -> None:
-        """Remove both containers (force); never raises."""
-        for shell in self._shells.values():
+    def close_shells(self) -> None:
+        """Close the shells kept open in the containers: a script still running fails at once (a pod removed
+        from under a case, e.g. after Ctrl-C, whose shell stream might not end by itself). Never raises."""
+        for shell in list(self._shells.values()):
             shell.close()
         self._shells.clear()
+
+    def remove(self) -> None:
+        """Remove both containers (force); never raises."""
+        self.close_shells()
         # Side by side: each removal waits for its container's processes to die.
         removals = [threading.Thread(target=_remove, args=(c,)) for c in (self.peer, self.postfix) if c is not None]
         for removal in removals:

@@ -80,6 +80,7 @@ class Runner:
         self._facts: dict[str, ImageFacts] = {}
         self._idle: dict[_PodKey, list[CasePod]] = {}
         self._warming: dict[_PodKey, list[Future[CasePod | None]]] = {}
+        self._busy: set[CasePod] = set()  # pods serving a case now
         self._lock = threading.RLock()
         self._closed = False
         self.keys = KeyPool()  # the worlds' private keys, shared by position (harness.pki.KeyPool)
@@ -115,6 +116,9 @@ class Runner:
         with self._lock:
             idle += [casepod for pods in self._idle.values() for casepod in pods]
             self._idle.clear()
+            busy = list(self._busy)
+        for casepod in busy:  # a case still running (after Ctrl-C) ends with an error, not a wait on a dead shell
+            casepod.pod.close_shells()
         for casepod in idle:
             casepod.pod.remove()
         removed = 0
@@ -279,15 +283,20 @@ class Runner:
                 raise PodError(f"run {self.run_id} was closed (interrupted): no new pod")
             idle = self._idle.get(key)
             if self.reuse_pods and idle:
-                return idle.pop()
+                return self._serving(idle.pop())
             warming = self._warming.get(key)
             future = warming.pop(0) if warming else None
         if future is not None and (warmed := _warmed(future)) is not None:
-            return warmed
+            with self._lock:
+                return self._serving(warmed)
         with self._lock:
             if self._closed:
                 raise PodError(f"run {self.run_id} was closed (interrupted): no new pod")
-        return CasePod(self._new_pod(key, scenario, case))
+            return self._serving(CasePod(self._new_pod(key, scenario, case)))
+
+    def _serving(self, casepod: CasePod) -> CasePod:
+        self._busy.add(casepod)
+        return casepod
 
     def _warm(self, pool: ThreadPoolExecutor, scenario: Scenario, case: Case, *, up_to: int) -> None:
         """Start a pod for ``case`` in ``pool`` (:meth:`CasePod.warm`) unless ``up_to`` pods for it are idle or
@@ -326,6 +335,7 @@ class Runner:
 
     def _release(self, key: _PodKey, casepod: CasePod, reusable: bool) -> None:
         with self._lock:
+            self._busy.discard(casepod)
             keep = self.reuse_pods and reusable and casepod.pod.postfix is not None and not self._closed
             if keep:
                 self._idle.setdefault(key, []).append(casepod)

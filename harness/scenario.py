@@ -170,14 +170,17 @@ def load_scenario(path: str | Path, *, warnings: list[ScenarioIssue] | None = No
     except YAMLError as exc:
         raise ScenarioError(ScenarioIssue(name, None, "", f"malformed YAML: {exc}")) from None
     scenario = _validate(tree, name, first_line=1, warnings=warnings)
-    if key is not None:
+    if key is not None and not _READS_OTHER_FILES.search(text):
         _READ[key] = scenario
     return scenario
 
 
 #: Scenarios read so far, by (path as given, mtime in ns, size): the report's TLS model (harness._explain_report)
-#: reads a run's files again at the end, and a file that has not changed need not be parsed twice.
+#: reads a run's files again at the end, and a file that has not changed need not be parsed twice. A file that
+#: names other files (``include``, ``destinations``, a configuration folder) is always read again: those may have
+#: changed while it did not.
 _READ: dict[tuple[str, int, int], Scenario] = {}
+_READS_OTHER_FILES = re.compile(r"^\s*(?:include|destinations|config_dir)\s*:", re.MULTILINE)
 
 
 def warning_text(issue: ScenarioIssue) -> str:

@@ -847,3 +847,35 @@ def test_two_servers_that_are_one_host_are_an_error(problems: Problems) -> None:
         "s.yaml:17: servers[\"[192.0.2.5]\"]: '[192.0.2.5]' is the same name as '192.0.2.5' "
         "(host names are case-insensitive, [ ] optional). Hint: merge them",
     ]
+
+
+# --- a file read again (the report's TLS model re-reads the run's files) ------------------------------------------
+
+_SMALL = """name: cached
+dns:
+  example.net: {MX: "10 mx.example.net"}
+  mx.example.net: {A: auto}
+servers:
+  mx.example.net: {}
+cases:
+  - name: one
+    send: [{to: a@example.net, expect: {status: sent}}]
+"""
+
+
+def test_an_unchanged_file_is_not_parsed_again_and_a_changed_one_is(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(_SMALL)
+    first = load_scenario(path)
+    assert load_scenario(path) is first
+    path.write_text(_SMALL.replace("name: one", "name: two"))
+    assert [c.name for c in load_scenario(path).cases] == ["two"]
+
+
+def test_a_caller_collecting_warnings_and_a_file_naming_other_files_are_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(_SMALL)
+    first = load_scenario(path)
+    assert load_scenario(path, warnings=[]) is not first
+    path.write_text(_SMALL.replace("name: cached", "name: cached\ninclude: []"))
+    assert load_scenario(path) is not load_scenario(path)
