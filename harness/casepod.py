@@ -1,16 +1,18 @@
 """A pod serving cases one after another: the steps of one case inside it.
 
-The first case of a pod starts both containers. Each later case *resets* the pod instead of making a new one:
-Postfix is stopped (master and all its daemons, so qmgr's memory of dead destinations, the connection cache and
-the TLS session cache go), the queue and the data directory are emptied, /etc/postfix is restored from the image's
-copy, and the peer swaps in the next world (SIGHUP; old addresses are unbound). What is left is a pod in the
-state a fresh one has: the equivalence test (tests/integration/test_pod_reuse.py) runs the whole scenario library
-both ways and requires identical outcomes.
+A pod is started either by its first case or ahead of it (:meth:`CasePod.warm`, while the run's worlds are being
+built; the peer then serves an empty world). Every case that does not start the pod *resets* it instead of
+making a new one: Postfix is stopped (master and all its daemons, so qmgr's memory of dead destinations, the
+connection cache and the TLS session cache go), the queue and the data directory are emptied, /etc/postfix is
+restored from the image's copy, and the peer swaps in the next world (SIGHUP; old addresses are unbound). What is
+left is a pod in the state a fresh one has: the equivalence test (tests/integration/test_pod_reuse.py) runs the
+whole scenario library both ways and requires identical outcomes.
 
 Steps of a case (design.md): configure (main.cf, master.cf, maps, trust store; Postfix's own check of parameter
-names), start Postfix, start or swap the world, wait for the peer's ``ready`` and Postfix's ``daemon started``,
-start every SMTP client service once so Postfix checks parameter values, inject each message with ``sendmail``,
-and read the log until every recipient has its first ``status=`` line.
+names), start or swap the world, start Postfix once the world serves, wait for master's sockets, start every SMTP
+client service once so Postfix checks parameter values, inject each message with ``sendmail`` (all of it one
+script in the Postfix container), read the log until every recipient has its first ``status=`` line, and end
+once the peer's log has caught up (its ``mark``) and the sessions it saw have closed.
 """
 
 from __future__ import annotations
