@@ -76,15 +76,20 @@ class ImageFacts:
     version: str
     master_cf: str
     parameters: frozenset[str]
+    directories: tuple[str, str] = ("/usr/lib/postfix/sbin", "/var/spool/postfix")  # daemon_, queue_directory
 
     @staticmethod
     def read(pod: Pod) -> ImageFacts:
-        script = "postconf -dh mail_version; echo ---; postconf -dH; echo ---; cat /etc/postfix/master.cf.image"
+        script = (
+            "postconf -dh mail_version; echo ---; postconf -dH; echo ---; postconf -xh daemon_directory "
+            "queue_directory; echo ---; cat /etc/postfix/master.cf.image"
+        )
         code, out = pod.run_postfix(script)  # the shell the case's script then uses: no docker exec of its own
         if code != 0:
             raise PodError(f"cannot read the Postfix image's facts (exit {code}): {out.strip()}", out.splitlines())
-        version, names, master_cf = out.split("---\n", 2)
-        return ImageFacts(version.strip(), master_cf, frozenset(names.split()))
+        version, names, directories, master_cf = out.split("---\n", 3)
+        daemon, queue = directories.split()
+        return ImageFacts(version.strip(), master_cf, frozenset(names.split()), (daemon, queue))
 
 
 @dataclass(eq=False)  # pods are told apart by identity (Runner keeps a set of those serving a case)
@@ -135,10 +140,13 @@ class CasePod:
             created.join()
         peer = _Background(pod.start_peer)  # side by side with the facts' script
         try:
-            facts_for(pod)
+            facts = facts_for(pod)
         finally:
             peer.join()
         self.worlds_served = 1
+        # For the first case's reset: no trust store was installed (the image's CAfile and CApath stay as they
+        # are), and the directories are the image's.
+        self.previous_paths = ("", "", *facts.directories)
         self._wait_world_ready()
 
     def prepare(

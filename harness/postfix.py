@@ -48,6 +48,9 @@ __all__ = [
 TRUST_FILE = "/etc/postfix/mxharness-trust.pem"
 #: Staging folder of the trust store (one PEM per CA) that install_script copies to CAfile/CApath.
 TRUST_DIR = "/run/mxharness/trust"
+#: Where the install keeps the image's own files at the CAfile and CApath a case's trust store replaces; the reset
+#: puts them back (a copy of the path under this folder: /run/mxharness/originals/etc/ssl/certs).
+ORIGINALS = "/run/mxharness/originals"
 DEFAULT_HOSTNAME = "mail.example.test"
 
 HARNESS_MAIN_CF: dict[str, str] = {
@@ -262,6 +265,12 @@ unused=$(grep 'unused parameter' {POSTCONF_WARNINGS} || true)
 printf 'nameserver 127.0.0.53\\noptions timeout:2 attempts:2\\n' > /etc/resolv.conf
 {postmaps}{read_paths(POSTCONF_WARNINGS)}
 printf '{PATHS_LINE}%s\\t%s\\t%s\\t%s\\n' "$cafile" "$capath" "$dir" "$q"
+# What the image has where the trust store goes (Debian's /etc/ssl/certs, with the snakeoil certificate smtpd
+# uses) is kept once, for the reset to put back: the next case must find it as a fresh pod would.
+for p in $cafile $capath; do
+  p=${{p%/}}
+  if [ -e "$p" ] && [ ! -e {ORIGINALS}"$p" ]; then mkdir -p {ORIGINALS}"${{p%/*}}" && cp -a "$p" {ORIGINALS}"$p"; fi
+done
 if [ -n "$cafile" ]; then
   mkdir -p "${{cafile%/*}}"
   cat {TRUST_DIR}/*.pem > "$cafile" 2>/dev/null || : > "$cafile"
@@ -356,6 +365,10 @@ rm -rf "$q"/maildrop/* "$q"/incoming/* "$q"/active/* "$q"/deferred/* "$q"/defer/
   "$q"/flush/* "$q"/hold/* "$q"/corrupt/* "$q"/saved/* /var/lib/postfix/* $cafile $capath {maps} \\
   /run/mxharness/trust /run/mxharness/mail /etc/postfix
 cp -a /etc/postfix.image /etc/postfix
+for p in $cafile $capath; do
+  p=${{p%/}}
+  if [ -e {ORIGINALS}"$p" ]; then (cd {ORIGINALS} && cp -a --parents ".$p" /); fi
+done
 """
 
 
