@@ -9,6 +9,8 @@ With ``jobs > 1`` cases run in parallel, each worker on its own pods: nothing is
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -103,11 +105,16 @@ class Runner:
 
     def close(self) -> int:
         """Remove this run's pods (idle ones, and after an interrupt the one that was running) and close the
-        engine connection.
+        engine connection. Called from the main thread, it cannot be interrupted: a second Ctrl-C (SIGINT,
+        SIGTERM, SIGHUP) while the pods are being removed is ignored, so that none is left running.
 
         Returns:
             How many containers were removed.
         """
+        with _signals_held():
+            return self._close()
+
+    def _close(self) -> int:
         with self._lock:
             self._closed = True  # a worker still between two cases must not make a pod now (see _acquire)
             warming = [future for futures in self._warming.values() for future in futures]
@@ -356,6 +363,22 @@ class Runner:
             with self._lock:
                 self._facts[pod.postfix_image] = facts
         return facts
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ignore SIGINT, SIGTERM and SIGHUP inside the block (main thread only: elsewhere Python cannot set handlers),
+    then restore the handlers the process had."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 def _warmed(future: Future[CasePod | None]) -> CasePod | None:

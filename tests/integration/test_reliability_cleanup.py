@@ -315,3 +315,28 @@ def test_runs_after_runs_take_the_idle_pod_and_start_no_other(tmp_path: Path) ->
             results = list(runner.run([scenario], select=lambda s, c: c.name == "delivers"))
             assert [r.passed for r in results] == [True], results[0].error
             assert len(runner.engine.client.containers.list(all=True, filters=label)) == 2  # one pod
+
+
+def test_a_second_ctrl_c_while_the_pods_are_removed_leaves_none(tmp_path: Path) -> None:
+    # Users press Ctrl-C twice: the second must not cut the removal short (Runner.close ignores it).
+    scenario = _write(tmp_path / "slow.yaml", SLOW)
+    engine = Engine()
+    child = _mxharness("run", str(scenario), cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
+    mine = {"label": f"{PID_LABEL}={child.pid}"}
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(engine.client.containers.list(filters=mine)) < 2:
+            time.sleep(0.1)
+        assert len(engine.client.containers.list(filters=mine)) == 2, "the pod did not start"
+        time.sleep(1.0)  # the case is under way
+        child.send_signal(signal.SIGINT)
+        time.sleep(0.2)  # the removal has begun
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=60)
+        assert child.returncode == 130, out
+        assert engine.client.containers.list(all=True, filters=mine) == [], out
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        engine.close()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from harness.cli import _shard
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import _shard, main
 
 NAMES = [f"scenario-{i}/case-{j}" for i in range(20) for j in range(5)]
 
@@ -25,3 +28,32 @@ def test_a_malformed_shard_exits_2(bad: str) -> None:
     with pytest.raises(SystemExit) as exit_:
         _shard(bad)
     assert exit_.value.code == 2
+
+
+def test_an_empty_slice_is_nothing_to_run_not_an_input_error(tmp_path: Path) -> None:
+    # Hash-based slices of a small suite can be empty; the CI job of that slice has not failed.
+    (tmp_path / "s.yaml").write_text(ONE_CASE)
+    name = "shard-empty/only"
+    empty = next(f"{k}/7" for k in range(1, 8) if not _shard(f"{k}/7")(name))
+    result = CliRunner().invoke(main, ["run", "--shard", empty, str(tmp_path / "s.yaml")])
+    assert result.exit_code == 0, result.output
+    assert f"--shard {empty}: none of the 1 selected case(s) falls in this slice" in result.output
+
+
+def test_no_case_without_a_shard_or_pattern_says_so(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(ONE_CASE)
+    result = CliRunner().invoke(main, ["run", "-k", "nothing-like-it", str(tmp_path / "s.yaml")])
+    assert result.exit_code == 2
+    assert "no case to run: no case matches -k 'nothing-like-it'" in result.output
+
+
+ONE_CASE = """name: shard-empty
+dns:
+  example.net: {MX: "10 mx.example.net"}
+  mx.example.net: {A: auto}
+servers:
+  mx.example.net: {}
+cases:
+  - name: only
+    send: [{to: a@example.net, expect: {status: sent}}]
+"""
