@@ -851,16 +851,7 @@ def test_two_servers_that_are_one_host_are_an_error(problems: Problems) -> None:
 
 # --- a file read again (the report's TLS model re-reads the run's files) ------------------------------------------
 
-_SMALL = """name: cached
-dns:
-  example.net: {MX: "10 mx.example.net"}
-  mx.example.net: {A: auto}
-servers:
-  mx.example.net: {}
-cases:
-  - name: one
-    send: [{to: a@example.net, expect: {status: sent}}]
-"""
+_SMALL = (Path(__file__).resolve().parents[1] / "data" / "one-case-scenario.txt").read_text()
 
 
 def test_an_unchanged_file_is_not_parsed_again_and_a_changed_one_is(tmp_path: Path) -> None:
@@ -868,8 +859,8 @@ def test_an_unchanged_file_is_not_parsed_again_and_a_changed_one_is(tmp_path: Pa
     path.write_text(_SMALL)
     first = load_scenario(path)
     assert load_scenario(path) is first
-    path.write_text(_SMALL.replace("name: one", "name: two"))
-    assert [c.name for c in load_scenario(path).cases] == ["two"]
+    path.write_text(_SMALL.replace("name: only", "name: other"))
+    assert [c.name for c in load_scenario(path).cases] == ["other"]
 
 
 def test_a_caller_collecting_warnings_and_a_file_naming_other_files_are_read_again(tmp_path: Path) -> None:
@@ -877,5 +868,5 @@ def test_a_caller_collecting_warnings_and_a_file_naming_other_files_are_read_aga
     path.write_text(_SMALL)
     first = load_scenario(path)
     assert load_scenario(path, warnings=[]) is not first
-    path.write_text(_SMALL.replace("name: cached", "name: cached\ninclude: []"))
+    path.write_text(_SMALL.replace("name: one-case", "name: one-case\ninclude: []"))
     assert load_scenario(path) is not load_scenario(path)
